@@ -1,0 +1,5 @@
+"""``python -m stabcli``."""
+
+from stabcli.cli import main
+
+main()

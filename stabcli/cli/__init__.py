@@ -1,0 +1,79 @@
+"""The ``stabcli`` command line: thin Typer commands that parse, call and render.
+
+Module-level imports stay light (no numpy, torch, pandas or plotly) so that ``stabcli check``
+and ``stabcli --help`` start fast; each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+
+from stabcli import __version__
+from stabcli.cli import check as _check
+from stabcli.errors import StabcliError
+
+try:  # recent Typer vendors click; earlier releases use click itself.
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    from click.exceptions import ClickException  # type: ignore[no-redef]
+
+app = typer.Typer(
+    name="stabcli",
+    help=(
+        "Stability analyzer for Adam/AdamW's (β, γ): closed-form verdicts, training probes "
+        "and reports. Points are given in the paper's order β γ (β = torch beta2, "
+        "γ = torch beta1)."
+    ),
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stabcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Stability analyzer for Adam/AdamW hyperparameters."""
+
+
+app.command("check")(_check.check)
+
+
+def _fail(message: str, code: int = 2) -> int:
+    sys.stderr.write(f"stabcli: error: {message}\n")
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; user errors become one line on stderr and exit code 2, never a traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name="stabcli", standalone_mode=False)
+    except StabcliError as err:
+        code = _fail(str(err), err.exit_code)
+    except ClickException as err:  # usage errors: bad values, unknown options, ...
+        code = _fail(err.format_message().replace("\n", " "), 2)
+    except typer.Exit as err:
+        code = err.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        code = _fail("interrupted", 130)
+    else:
+        code = result if isinstance(result, int) else 0
+    if argv is None:
+        sys.exit(code)
+    return code
