@@ -10,3 +10,9 @@ class StabcliError(Exception):
     """An error caused by input the user can correct; its message is one line."""
 
     exit_code = 2
+
+
+class Interrupted(StabcliError):
+    """The user stopped a long command (Ctrl-C); what was finished is kept."""
+
+    exit_code = 130

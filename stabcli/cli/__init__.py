@@ -14,6 +14,8 @@ import typer
 
 from stabcli import __version__
 from stabcli.cli import check as _check
+from stabcli.cli import presets as _presets
+from stabcli.cli import sweep as _sweep
 from stabcli.errors import StabcliError
 
 try:  # recent Typer vendors click; earlier releases use click itself.
@@ -52,6 +54,8 @@ def _root(
 
 
 app.command("check")(_check.check)
+app.command("sweep")(_sweep.sweep)
+app.command("presets")(_presets.presets)
 
 
 def _fail(message: str, code: int = 2) -> int:

@@ -1,0 +1,153 @@
+"""``stabcli sweep``: probes over a region of the (β, γ) plane, compared with both theories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+REGION = "Region (choose one)"
+TRAINING = "Training (override the preset)"
+MEASURE = "Measurement"
+OUTPUT = "Output"
+
+
+def sweep(
+    normal_curve: Annotated[
+        bool,
+        typer.Option(
+            "--normal-curve",
+            help="Points along the normal curve (default).",
+            rich_help_panel=REGION,
+        ),
+    ] = False,
+    level_curve: Annotated[
+        bool,
+        typer.Option(
+            "--level-curve", help="Points along the level curve C = const.", rich_help_panel=REGION
+        ),
+    ] = False,
+    through: Annotated[
+        str,
+        typer.Option(
+            metavar="BETA,GAMMA", help="Point the curve passes through.", rich_help_panel=REGION
+        ),
+    ] = "0.999,0.9",
+    torch_through: Annotated[
+        str | None,
+        typer.Option(metavar="B1,B2", help="--through in PyTorch's order.", rich_help_panel=REGION),
+    ] = None,
+    n_points: Annotated[
+        int,
+        typer.Option("--points", min=1, help="Points on the curve.", rich_help_panel=REGION),
+    ] = 16,
+    span: Annotated[
+        str | None,
+        typer.Option(
+            metavar="B0:B1",
+            help="Only the curve's part with beta in [B0, B1] (ends included).",
+            rich_help_panel=REGION,
+        ),
+    ] = None,
+    grid: Annotated[
+        str | None,
+        typer.Option(
+            metavar="B0:B1:N,G0:G1:M", help="A beta x gamma grid.", rich_help_panel=REGION
+        ),
+    ] = None,
+    point: Annotated[
+        list[str] | None,
+        typer.Option(metavar="BETA,GAMMA", help="A point (repeatable).", rich_help_panel=REGION),
+    ] = None,
+    torch_point: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--torch-betas",
+            metavar="B1,B2",
+            help="A point in PyTorch's order (repeatable).",
+            rich_help_panel=REGION,
+        ),
+    ] = None,
+    points_file: Annotated[
+        Path | None,
+        typer.Option(help="CSV with columns beta,gamma.", rich_help_panel=REGION),
+    ] = None,
+    preset: Annotated[
+        str, typer.Option(help="Preset name or TOML path.", rich_help_panel=TRAINING)
+    ] = "tiny-char",
+    data: Annotated[
+        Path | None, typer.Option(help="Path of the data file.", rich_help_panel=TRAINING)
+    ] = None,
+    steps: Annotated[int | None, typer.Option(min=12, rich_help_panel=TRAINING)] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, rich_help_panel=TRAINING)] = None,
+    seed: Annotated[int | None, typer.Option(rich_help_panel=TRAINING)] = None,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda, cuda:N or mps.", rich_help_panel=TRAINING)
+    ] = None,
+    points_per_batch: Annotated[
+        int | None,
+        typer.Option(min=1, help="Points per vectorized batch.", rich_help_panel=TRAINING),
+    ] = None,
+    slope_at: Annotated[
+        int | None,
+        typer.Option(
+            help="Step of the slope (default 500, or the middle).", rich_help_panel=MEASURE
+        ),
+    ] = None,
+    growth_tol: Annotated[
+        float,
+        typer.Option(
+            help="Fitted slope per step above which a point grows.", rich_help_panel=MEASURE
+        ),
+    ] = 1e-3,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Run directory (default runs/<timestamp>).", rich_help_panel=OUTPUT),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Start afresh instead of resuming.", rich_help_panel=OUTPUT)
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No progress bar or table.", rich_help_panel=OUTPUT),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON.", rich_help_panel=OUTPUT)
+    ] = False,
+) -> None:
+    """Train short probes over a region of the (β, γ) plane and compare with both theories.
+
+    Re-running the same command resumes: finished points are not run again.
+    """
+    from stabcli.cli.sweep_setup import build_region, build_request
+    from stabcli.cli.sweep_view import run_with_progress, show_outcome
+
+    region = build_region(
+        normal_curve=normal_curve,
+        level_curve=level_curve,
+        through=through,
+        torch_through=torch_through,
+        n_points=n_points,
+        span=span,
+        grid=grid,
+        points=point or [],
+        torch_points=torch_point or [],
+        points_file=points_file,
+    )
+    request = build_request(
+        region=region,
+        preset=preset,
+        data=data,
+        steps=steps,
+        lr=lr,
+        seed=seed,
+        device=device,
+        points_per_batch=points_per_batch,
+        slope_at=slope_at,
+        growth_tol=growth_tol,
+        out=out,
+        overwrite=overwrite,
+    )
+    outcome = run_with_progress(request, quiet=quiet or as_json)
+    show_outcome(outcome, as_json=as_json, quiet=quiet)

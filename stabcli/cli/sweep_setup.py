@@ -1,0 +1,110 @@
+"""Turning ``stabcli sweep``'s options into a :class:`SweepRequest`, in one place and order:
+command-line option, then preset, then default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from stabcli.cli.params import parse_floats, parse_point, parse_torch_betas
+from stabcli.errors import StabcliError
+from stabcli.sweep.measure import MeasureSettings
+from stabcli.sweep.regions import (
+    SweepRegion,
+    curve_region,
+    grid_region,
+    parse_grid,
+    points_region,
+    read_points_file,
+)
+from stabcli.sweep.run import SweepRequest, default_run_dir
+
+
+def build_region(
+    *,
+    normal_curve: bool,
+    level_curve: bool,
+    through: str,
+    torch_through: str | None,
+    n_points: int,
+    span: str | None,
+    grid: str | None,
+    points: list[str],
+    torch_points: list[str],
+    points_file: Path | None,
+) -> SweepRegion:
+    """The one region the options name (the normal curve when none is named)."""
+    chosen = [
+        name
+        for name, given in (
+            ("--normal-curve", normal_curve),
+            ("--level-curve", level_curve),
+            ("--grid", grid is not None),
+            ("--point/--torch-betas", bool(points or torch_points)),
+            ("--points-file", points_file is not None),
+        )
+        if given
+    ]
+    if len(chosen) > 1:
+        raise StabcliError(f"choose one region, not {' and '.join(chosen)}")
+    if grid is not None:
+        return grid_region(*parse_grid(grid))
+    if points or torch_points:
+        given = [parse_point(p) for p in points] + [parse_torch_betas(p) for p in torch_points]
+        return points_region(given)
+    if points_file is not None:
+        return read_points_file(points_file)
+    center = (
+        parse_torch_betas(torch_through, "--torch-through")
+        if torch_through
+        else parse_point(through, "--through")
+    )
+    bounds = None
+    if span is not None:
+        lo, hi = parse_floats(span.replace(":", ","), 2, "--span", "'B0:B1', e.g. 0.95:0.999")
+        bounds = (lo, hi)
+    return curve_region("level-curve" if level_curve else "normal-curve", center, n_points, bounds)
+
+
+def build_request(
+    *,
+    region: SweepRegion,
+    preset: str,
+    data: Path | None,
+    steps: int | None,
+    lr: float | None,
+    seed: int | None,
+    device: str | None,
+    points_per_batch: int | None,
+    slope_at: int | None,
+    growth_tol: float,
+    out: Path | None,
+    overwrite: bool,
+) -> SweepRequest:
+    """Resolve the preset with the command line's overrides, the measurement and --out."""
+    from stabcli.probe import load_preset
+
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in (("steps", steps), ("lr", lr), ("seed", seed))
+        if value is not None
+    }
+    if data is not None:
+        if not data.is_file():
+            raise StabcliError(f"--data {data}: no such file")
+        overrides["data_path"] = str(data.resolve())
+    resolved = load_preset(preset).with_overrides(**overrides)
+    measure = MeasureSettings.for_run(resolved.train.steps, slope_at, growth_tol)
+    request = SweepRequest(
+        preset=resolved,
+        region=region,
+        out=out or Path("runs"),
+        measure=measure,
+        device=device,
+        points_per_batch=points_per_batch,
+        overwrite=overwrite,
+    )
+    if out is None:
+        path, _ = default_run_dir(request)
+        request = SweepRequest(**{**request.__dict__, "out": path})
+    return request

@@ -1,0 +1,1 @@
+"""Sweeps: probes over a region of the (β, γ) plane, measured against both theories."""

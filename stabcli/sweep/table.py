@@ -1,0 +1,72 @@
+"""The theory columns of points.csv, and reading a row back as a :class:`PointOutcome`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from stabcli.theory import exact, paper
+from stabcli.theory.agreement import PointOutcome
+
+#: Documented columns of points.csv, in order (README, "Run directories").
+POINT_COLUMNS = (
+    "point_id",
+    "position",
+    "beta",
+    "gamma",
+    "torch_beta1",
+    "torch_beta2",
+    "c_value",
+    "paper_region",
+    "exact_stable",
+    "paper_rate",
+    "exact_rate",
+    "measured_slope",
+    "fit_slope",
+    "measured_class",
+    "diverged_step",
+    "bound_ratio_max",
+    "max_tensor",
+    "agrees_with",
+    "final_loss",
+    "best_test_loss",
+    "slope_step",
+)
+
+
+def prediction_columns(beta: float, gamma: float, step: int) -> dict[str, Any]:
+    """Both theories' predictions for (β, γ) at the slope step."""
+    return {
+        "beta": beta,
+        "gamma": gamma,
+        "torch_beta1": gamma,
+        "torch_beta2": beta,
+        "c_value": paper.c_value(beta, gamma),
+        "paper_region": paper.region(beta, gamma).value,
+        "exact_stable": exact.exact_stable(beta, gamma),
+        "paper_rate": paper.paper_rate(beta, gamma),
+        "exact_rate": float(exact.exact_rate_at(beta, gamma, step)),
+    }
+
+
+def _float(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def outcome_of_row(row: Mapping[str, Any]) -> PointOutcome:
+    """A points.csv row (dict) as the prediction-vs-measurement record."""
+    stable = row["exact_stable"]
+    if isinstance(stable, str):
+        stable = stable.strip().lower() == "true"
+    return PointOutcome(
+        paper_grows=row["paper_region"] == paper.Region.B_MINUS.value,
+        exact_grows=not bool(stable),
+        paper_rate=_float(row["paper_rate"]),
+        exact_rate=_float(row["exact_rate"]),
+        measured_class=str(row["measured_class"]),
+        measured_slope=_float(row["measured_slope"]),
+    )
