@@ -15,6 +15,7 @@ import typer
 from stabcli import __version__
 from stabcli.cli import check as _check
 from stabcli.cli import presets as _presets
+from stabcli.cli import report as _report
 from stabcli.cli import sweep as _sweep
 from stabcli.errors import StabcliError
 
@@ -55,6 +56,7 @@ def _root(
 
 app.command("check")(_check.check)
 app.command("sweep")(_sweep.sweep)
+app.command("report")(_report.report)
 app.command("presets")(_presets.presets)
 
 

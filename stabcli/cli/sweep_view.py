@@ -16,10 +16,12 @@ from stabcli.sweep.run import SweepOutcome, SweepRequest, run_sweep
 
 
 def run_with_progress(request: SweepRequest, quiet: bool) -> SweepOutcome:
-    """Run the sweep with a progress bar over points x steps on stderr (none when quiet)."""
+    """Run the sweep with a progress bar over points x steps on stderr (none when quiet).
+
+    Nothing is printed before the sweep has validated its input, so a bad input shows only
+    its one-line error.
+    """
     err = Console(stderr=True)
-    if not quiet:
-        err.print(f"[bold]{request.region.description}[/] → {request.out}", highlight=False)
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -28,28 +30,29 @@ def run_with_progress(request: SweepRequest, quiet: bool) -> SweepOutcome:
         TimeRemainingColumn(),
         console=err,
         disable=quiet,
-        transient=False,
     )
     task = progress.add_task(f"probes ({request.preset.name})", total=None)
 
     def on_start(n_todo: int, steps: int) -> None:
-        progress.update(task, total=max(n_todo * steps, 1))
-        if n_todo == 0:
-            progress.update(task, completed=1)
-        if not quiet and n_todo < len(request.region.points):
+        if not quiet:
+            err.print(f"[bold]{request.region.description}[/] → {request.out}", highlight=False)
             done = len(request.region.points) - n_todo
-            err.print(f"resuming: {done} point(s) already finished, {n_todo} to run")
+            if done:
+                err.print(f"resuming: {done} point(s) already finished, {n_todo} to run")
+        progress.update(task, total=max(n_todo * steps, 1), completed=0 if n_todo else 1)
+        progress.start()
 
     try:
-        with progress:
-            return run_sweep(
-                request, on_progress=lambda k: progress.advance(task, k), on_start=on_start
-            )
+        return run_sweep(
+            request, on_progress=lambda k: progress.advance(task, k), on_start=on_start
+        )
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted; finished batches are saved in {request.out}: re-run the same "
             "command to resume"
         ) from None
+    finally:
+        progress.stop()
 
 
 def _f(x: object, digits: int = 4) -> str:

@@ -25,11 +25,21 @@ def _temporary_beside(path: Path) -> Iterator[Path]:
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` to fill a temporary file, then rename it onto ``path``."""
+    """Call ``write(tmp)`` to fill a temporary file, then rename it onto ``path``.
+
+    The file gets the permissions of an ordinary new file (mkstemp's are owner-only).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with _temporary_beside(path) as tmp:
         write(tmp)
+        tmp.chmod(0o666 & ~_umask())
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)

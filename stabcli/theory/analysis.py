@@ -72,7 +72,7 @@ class PointAnalysis:
         if e.stable:
             return (
                 f"The theories disagree: the paper puts this point in {p.label} (C = "
-                f"{self.c_value:.4g}), but gamma^2 < beta, so the exact discrete bound stays "
+                f"{self.c_value:.4g}), but γ² < β, so the exact discrete bound stays "
                 f"below {e.limit_bound:.4g} for all steps: updates stay bounded."
             )
         return (  # unreachable in theory (γ² > β implies C < 0) but worded all the same

@@ -1,0 +1,252 @@
+"""Reading a run directory for the report: one checked, normalised :class:`RunData`.
+
+Everything the figures and tables need is read here, once. Columns that an older or
+partial sweep did not write are filled from the theory where they can be (C, regions,
+rates) and left empty otherwise, so the figures never look a column up and fail. Anything
+unreadable becomes a one-line :class:`~stabcli.errors.StabcliError`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stabcli.errors import StabcliError
+from stabcli.store import RunDir, find_latest_run
+from stabcli.theory import exact, paper
+
+#: points.csv columns read as numbers (non-numbers become NaN).
+NUMERIC_POINT_COLUMNS = (
+    "position",
+    "beta",
+    "gamma",
+    "torch_beta1",
+    "torch_beta2",
+    "c_value",
+    "paper_rate",
+    "exact_rate",
+    "measured_slope",
+    "fit_slope",
+    "diverged_step",
+    "bound_ratio_max",
+    "final_loss",
+    "best_test_loss",
+    "slope_step",
+)
+#: points.csv columns read as text (missing values become "").
+TEXT_POINT_COLUMNS = ("paper_region", "measured_class", "max_tensor", "agrees_with", "batch")
+
+
+@dataclass(frozen=True)
+class RunData:
+    """A run directory's content, ready to draw (the stored data, never decimated)."""
+
+    path: Path  # the run directory
+    config: dict[str, Any]  # config.json
+    status: str  # state.json's status: "running", "complete", "interrupted" (or "unknown")
+    planned: int  # number of points the sweep set out to run
+    points: pd.DataFrame  # one row per finished point, in region order (by position)
+    traces: pd.DataFrame  # point_id, step, max_update, max_tensor, loss, lr, wd_term
+    evals: pd.DataFrame  # point_id, step, test_loss (empty when no test loss was recorded)
+
+    @property
+    def finished(self) -> int:
+        """Number of points whose results are in points.csv."""
+        return len(self.points)
+
+    @property
+    def is_partial(self) -> bool:
+        """True when the sweep did not complete or fewer points finished than planned."""
+        return self.status != "complete" or self.finished < self.planned
+
+    @property
+    def description(self) -> str:
+        """The region's description from config.json, e.g. "normal curve through ..."."""
+        region = self.config.get("region")
+        text = region.get("description") if isinstance(region, dict) else None
+        return str(text) if text else "unknown region"
+
+    @property
+    def region_kind(self) -> str:
+        region = self.config.get("region")
+        kind = region.get("kind") if isinstance(region, dict) else None
+        return str(kind) if kind else ""
+
+    @property
+    def through(self) -> tuple[float, float] | None:
+        """The (β, γ) the region's curve passes through, when config.json names one."""
+        region = self.config.get("region")
+        point = region.get("through") if isinstance(region, dict) else None
+        try:
+            beta, gamma = (float(x) for x in point)  # type: ignore[union-attr]
+        except (TypeError, ValueError):
+            return None
+        return (beta, gamma) if math.isfinite(beta) and math.isfinite(gamma) else None
+
+    @property
+    def slope_at(self) -> int | None:
+        """settings.measurement.slope_at: the step where slopes are measured."""
+        settings = self.config.get("settings")
+        measurement = settings.get("measurement") if isinstance(settings, dict) else None
+        value = measurement.get("slope_at") if isinstance(measurement, dict) else None
+        if isinstance(value, int | float) and math.isfinite(value):
+            return int(value)
+        steps = self.points.get("slope_step", pd.Series(dtype=float)).dropna()
+        return int(steps.iloc[0]) if len(steps) else None
+
+    @property
+    def weight_decay(self) -> bool:
+        """True when the traces record a decoupled weight-decay term λ‖θ_n‖∞."""
+        wd = self.traces.get("wd_term")
+        return wd is not None and bool((pd.to_numeric(wd, errors="coerce").fillna(0) != 0).any())
+
+
+def _as_bool(values: pd.Series) -> pd.Series:
+    def one(x: Any) -> Any:
+        if isinstance(x, bool | np.bool_):
+            return bool(x)
+        text = str(x).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        return pd.NA
+
+    return values.map(one).astype("boolean")
+
+
+def _fill_theory(points: pd.DataFrame, slope_at: int | None) -> pd.DataFrame:
+    """Fill the theory columns a sweep may not have written, from β and γ."""
+    beta, gamma = points["beta"].to_numpy(float), points["gamma"].to_numpy(float)
+    points["torch_beta1"] = points["torch_beta1"].fillna(points["gamma"])
+    points["torch_beta2"] = points["torch_beta2"].fillna(points["beta"])
+    points["c_value"] = points["c_value"].fillna(pd.Series(paper.c_value(beta, gamma)))
+    c = points["c_value"].to_numpy(float)
+    region = np.where(c > 0, "B+", np.where(c < 0, "B-", "B0"))
+    points["paper_region"] = points["paper_region"].mask(points["paper_region"] == "", region)
+    points["paper_rate"] = points["paper_rate"].fillna(
+        pd.Series(np.where(c < 0, np.abs(c) / 2.0, 0.0))
+    )
+    points["exact_stable"] = points["exact_stable"].fillna(pd.Series(gamma * gamma < beta))
+    steps = points["slope_step"].fillna(slope_at if slope_at is not None else 0)
+    rates = [
+        float(exact.exact_rate_at(b, g, int(n))) if 0 < b < 1 and 0 <= g < 1 else math.nan
+        for b, g, n in zip(beta, gamma, steps, strict=True)
+    ]
+    points["exact_rate"] = points["exact_rate"].fillna(pd.Series(rates, dtype=float))
+    return points
+
+
+def normalize_points(raw: pd.DataFrame, slope_at: int | None = None) -> pd.DataFrame:
+    """points.csv with every documented column present and typed, sorted by position."""
+    missing = [c for c in ("point_id", "beta", "gamma") if c not in raw.columns]
+    if missing and len(raw):
+        raise StabcliError(f"points.csv is corrupt: missing column(s) {', '.join(missing)}")
+    points = raw.copy().reset_index(drop=True)
+    for column in missing:  # no point has finished yet: an empty table with every column
+        points[column] = pd.Series(dtype=float if column != "point_id" else str)
+    for column in NUMERIC_POINT_COLUMNS:
+        values = points[column] if column in points else pd.Series(np.nan, index=points.index)
+        points[column] = pd.to_numeric(values, errors="coerce").astype(float)
+    for column in TEXT_POINT_COLUMNS:
+        values = points[column] if column in points else pd.Series("", index=points.index)
+        points[column] = values.fillna("").astype(str)
+    stable = points["exact_stable"] if "exact_stable" in points else pd.Series(pd.NA)
+    points["exact_stable"] = _as_bool(stable.reindex(points.index))
+    points["point_id"] = points["point_id"].astype(str)
+    bad = ~(np.isfinite(points["beta"]) & np.isfinite(points["gamma"]))
+    if bad.any():
+        raise StabcliError(
+            f"points.csv is corrupt: {int(bad.sum())} row(s) without a numeric beta and gamma"
+        )
+    points = _fill_theory(points, slope_at)
+    if points["position"].notna().any():
+        points = points.sort_values("position", kind="stable", na_position="last")
+    return points.reset_index(drop=True)
+
+
+def _normalize_traces(raw: pd.DataFrame, where: Path) -> pd.DataFrame:
+    if raw.empty:
+        return pd.DataFrame(
+            {
+                "point_id": pd.Series(dtype=str),
+                "step": pd.Series(dtype=int),
+                "max_update": pd.Series(dtype=float),
+                "max_tensor": pd.Series(dtype=str),
+            }
+        )
+    missing = [c for c in ("point_id", "step", "max_update") if c not in raw.columns]
+    if missing:
+        raise StabcliError(f"{where} is corrupt: missing column(s) {', '.join(missing)}")
+    traces = raw.copy()
+    traces["point_id"] = traces["point_id"].astype(str)
+    traces["step"] = pd.to_numeric(traces["step"], errors="coerce")
+    traces["max_update"] = pd.to_numeric(traces["max_update"], errors="coerce").astype(float)
+    traces = traces[traces["step"].notna()].astype({"step": int})
+    if "max_tensor" not in traces:
+        traces["max_tensor"] = ""
+    traces["max_tensor"] = traces["max_tensor"].fillna("").astype(str)
+    return traces.sort_values(["point_id", "step"], kind="stable").reset_index(drop=True)
+
+
+def _normalize_evals(raw: pd.DataFrame, where: Path) -> pd.DataFrame:
+    if raw.empty:
+        return pd.DataFrame(
+            {
+                "point_id": pd.Series(dtype=str),
+                "step": pd.Series(dtype=int),
+                "test_loss": pd.Series(dtype=float),
+            }
+        )
+    missing = [c for c in ("point_id", "step", "test_loss") if c not in raw.columns]
+    if missing:
+        raise StabcliError(f"{where} is corrupt: missing column(s) {', '.join(missing)}")
+    evals = raw[["point_id", "step", "test_loss"]].copy()
+    evals["point_id"] = evals["point_id"].astype(str)
+    evals["step"] = pd.to_numeric(evals["step"], errors="coerce")
+    evals["test_loss"] = pd.to_numeric(evals["test_loss"], errors="coerce").astype(float)
+    evals = evals[evals["step"].notna()].astype({"step": int})
+    return evals.sort_values(["point_id", "step"], kind="stable").reset_index(drop=True)
+
+
+def resolve_run_dir(run_dir: str | Path | None, root: str | Path = "runs") -> Path:
+    """``run_dir`` itself, or the newest run under ``root`` when none is given."""
+    return Path(run_dir) if run_dir is not None else find_latest_run(root)
+
+
+def load_run(path: str | Path) -> RunData:
+    """Open and read a run directory; a one-line StabcliError when it is not a readable run."""
+    run = RunDir.open(path)
+    config = run.config()
+    state = run.state()
+    try:
+        raw_points = run.read_points()
+        raw_traces = run.read_traces()
+        raw_evals = run.read_evals()
+    except StabcliError:
+        raise
+    except Exception as err:  # pyarrow and pandas raise many types on a damaged file
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise StabcliError(f"{run.path} holds a corrupt file: {first}") from None
+    measurement = (config.get("settings") or {}) if isinstance(config, dict) else {}
+    slope_at = None
+    if isinstance(measurement, dict) and isinstance(measurement.get("measurement"), dict):
+        value = measurement["measurement"].get("slope_at")
+        slope_at = int(value) if isinstance(value, int | float) and math.isfinite(value) else None
+    points = normalize_points(raw_points, slope_at)
+    finished = len(points)
+    planned = max(len(state.planned), finished) if state is not None else finished
+    return RunData(
+        path=run.path,
+        config=config,
+        status=state.status if state is not None else "unknown",
+        planned=planned,
+        points=points,
+        traces=_normalize_traces(raw_traces, run.path / "traces"),
+        evals=_normalize_evals(raw_evals, run.path / "evals"),
+    )

@@ -1,0 +1,207 @@
+"""``stabcli report`` through ``stabcli.cli.main``: outputs, partial runs and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import stabcli.cli as cli
+from stabcli.cli.report import report
+from stabcli.report.synthetic import make_synthetic_run
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def stabcli_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
+    """Call ``stabcli.cli.main(args)``; returns (exit code, stdout, stderr).
+
+    Registers ``report`` on the app for the test when the CLI does not (yet) register it.
+    """
+    if "report" not in [c.name for c in cli.app.registered_commands]:
+        monkeypatch.setattr(cli.app, "registered_commands", list(cli.app.registered_commands))
+        cli.app.command("report")(report)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = cli.main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_synthetic_run(tmp_path_factory.mktemp("cli") / "run", 6, 200, diverge_at=30)
+
+
+@pytest.fixture(scope="module")
+def partial_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_synthetic_run(
+        tmp_path_factory.mktemp("cli") / "partial", 6, 200, finished=3, batch_size=3
+    )
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("stabcli: error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------ HTML
+def test_html_is_written_self_contained_and_its_path_printed(
+    stabcli_main: Run, run_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.html"
+    code, stdout, _ = stabcli_main("report", run_dir, "--html", "--out", out)
+    assert code == 0
+    assert stdout.strip() == str(out)
+    text = out.read_text(encoding="utf-8")
+    assert text.count("Plotly.newPlot(") == 5  # plane, updates, slopes, test loss, tensors
+    assert len(re.findall(r"\* plotly\.js v\d", text)) == 1  # the library is embedded once
+    from plotly.offline import get_plotlyjs
+
+    assert text.count(get_plotlyjs()) == 1
+    page = text.replace(get_plotlyjs(), "").lower()  # the page around the library
+    assert "<script src" not in page and "<link" not in page and "cdn.plot.ly" not in page
+    assert "mathjax" not in page and "http://" not in page and "https://" not in page
+    assert "partial run" not in text
+
+
+def test_html_default_out_is_inside_the_run(stabcli_main: Run, run_dir: Path) -> None:
+    code, stdout, _ = stabcli_main("report", run_dir, "--html")
+    assert code == 0
+    assert Path(stdout.strip()) == run_dir / "report.html"
+    assert (run_dir / "report.html").stat().st_size > 1_000_000
+
+
+def test_default_run_is_the_newest_under_runs(
+    stabcli_main: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    older = make_synthetic_run(tmp_path / "runs" / "a", 3, 60)
+    newer = make_synthetic_run(tmp_path / "runs" / "b", 3, 60)
+    os.utime(older / "config.json", (time.time() - 100, time.time() - 100))
+    monkeypatch.chdir(tmp_path)
+    code, stdout, _ = stabcli_main("report", "--html")
+    assert code == 0
+    assert Path(stdout.strip()).resolve() == (newer / "report.html").resolve()
+
+
+# -------------------------------------------------------------------------- terminal
+def test_terminal_summary_and_table(stabcli_main: Run, run_dir: Path) -> None:
+    code, stdout, err = stabcli_main("report", run_dir)
+    assert code == 0 and err == ""
+    assert "classified correctly: paper" in stdout
+    assert "6 points (complete)" in stdout
+    assert "slope" in stdout and "bounded" in stdout
+
+
+def test_csv_and_markdown_exports(stabcli_main: Run, run_dir: Path, tmp_path: Path) -> None:
+    csv, md = tmp_path / "t.csv", tmp_path / "t.md"
+    code, stdout, _ = stabcli_main("report", run_dir, "--csv", csv, "--markdown", md)
+    assert code == 0 and stdout == ""
+    table = pd.read_csv(csv)
+    assert len(table) == 6 and {"β", "γ", "measured slope", "agrees with"} <= set(table.columns)
+    assert md.read_text(encoding="utf-8").count("\n") == 8
+    code, stdout, _ = stabcli_main("report", run_dir, "--csv", "-")
+    assert code == 0
+    assert stdout.splitlines()[0].startswith("position,β,γ")
+
+
+# --------------------------------------------------------------------------- partial
+def test_partial_run_says_it_is_partial(
+    stabcli_main: Run, partial_dir: Path, tmp_path: Path
+) -> None:
+    code, stdout, err = stabcli_main("report", partial_dir)
+    assert code == 0
+    assert "partial run: 3 of 6 points" in stdout
+    assert "partial run: 3 of 6 points" in err  # also a note on stderr
+    out = tmp_path / "p.html"
+    code, stdout, _ = stabcli_main("report", partial_dir, "--html", "--out", out)
+    assert code == 0
+    text = out.read_text(encoding="utf-8")
+    assert "id='partial'" in text and "partial run: 3 of 6 points finished" in text
+
+
+def test_run_with_no_finished_point(stabcli_main: Run, tmp_path: Path) -> None:
+    empty = make_synthetic_run(tmp_path / "empty", 4, 50, finished=0)
+    code, _, _ = stabcli_main("report", empty, "--html")
+    assert code == 0
+    assert "partial run: 0 of 4" in (empty / "report.html").read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------------- bad input
+def _corrupt_points(run: Path) -> None:
+    (run / "points.csv").write_bytes(b"\x00\xff garbage\n\x01,\x02\n")
+
+
+def _corrupt_config(run: Path) -> None:
+    (run / "config.json").write_text("{not json", encoding="utf-8")
+
+
+def _truncate_parquet(run: Path) -> None:
+    part = sorted((run / "traces").glob("*.parquet"))[0]
+    part.write_bytes(part.read_bytes()[:100])
+
+
+def _non_numeric_beta(run: Path) -> None:
+    points = pd.read_csv(run / "points.csv")
+    points["beta"] = "x"
+    points.to_csv(run / "points.csv", index=False)
+
+
+def _state_is_a_list(run: Path) -> None:
+    (run / "state.json").write_text(json.dumps([1, 2]), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_corrupt_points, _corrupt_config, _truncate_parquet, _non_numeric_beta, _state_is_a_list],
+    ids=["garbage-points", "garbage-config", "truncated-parquet", "bad-beta", "bad-state"],
+)
+def test_corrupt_run_is_one_line_exit_2(stabcli_main: Run, tmp_path: Path, damage) -> None:
+    run = make_synthetic_run(tmp_path / "run", 3, 60)
+    damage(run)
+    for args in ((), ("--html",)):
+        code, _, err = stabcli_main("report", run, *args)
+        assert code == 2, err
+        assert str(run) in _one_error_line(err) or "corrupt" in err
+        assert not (run / "report.html").exists()
+
+
+def test_no_run_found_and_not_a_run(
+    stabcli_main: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = stabcli_main("report")
+    assert code == 2 and "no run found" in _one_error_line(err)
+    code, _, err = stabcli_main("report", tmp_path)
+    assert code == 2 and "not a stabcli run directory" in _one_error_line(err)
+    code, _, err = stabcli_main("report", tmp_path / "missing", "--html")
+    assert code == 2 and "no run directory" in _one_error_line(err)
+
+
+def test_unwritable_out_is_one_line_exit_2(stabcli_main: Run, run_dir: Path) -> None:
+    code, _, err = stabcli_main("report", run_dir, "--out", "/proc/nope/r.html")
+    assert code == 2 and "cannot write" in _one_error_line(err)
+
+
+def test_help_does_not_import_pandas_or_plotly() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, stabcli.cli.report; "
+        "assert not {'pandas', 'plotly', 'numpy'} & set(sys.modules), sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
