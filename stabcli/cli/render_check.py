@@ -53,6 +53,12 @@ def render_analysis(a: PointAnalysis, console: Console | None = None) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    if a.gamma == 0.0:
+        console.print(
+            "γ = 0 is RMSprop: C = +∞ (B+), but eq. 5's prefactor (1−γ)/γ diverges, so the "
+            "paper's bound is uninformative there; the exact bound applies.",
+            highlight=False,
+        )
     console.print(
         f"memory correction β/(1−β) − γ/(1−γ) = {fmt(a.memory_coefficient)} "
         "(× η: AdamW's implicit anti-penalty on ‖∇L‖₁)",

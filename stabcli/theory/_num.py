@@ -7,7 +7,9 @@ arrays go through numpy, which is already imported whenever an array exists.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 Num = Any  # float, int or numpy array: the annotations say which where it matters
@@ -93,3 +95,16 @@ def cbrt(x: Num) -> Num:
     import numpy as np
 
     return np.cbrt(x)
+
+
+@contextlib.contextmanager
+def quiet_overflow() -> Iterator[None]:
+    """Let numpy overflow to inf silently (a bound that passes the float range is inf)."""
+    import sys
+
+    np = sys.modules.get("numpy")
+    if np is None:
+        yield
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        yield

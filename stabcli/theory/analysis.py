@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from stabcli.errors import StabcliError
 from stabcli.theory import exact, paper
 from stabcli.theory.domain import HyperPoint
 from stabcli.theory.memory import memory_coefficient
@@ -62,6 +63,12 @@ class PointAnalysis:
             return (
                 f"Stable: both theories bound the max-update for all steps "
                 f"(exact limit {e.limit_bound:.4g})."
+            )
+        if not e.stable and e.rate == 0.0:
+            return (
+                "Marginal: γ² = β exactly, so the exact bound grows only like sqrt(n), "
+                f"a polynomial growth (paper: {p.label}, C = "
+                f"{self.c_value:.4g}); {_when(e.steps_to_threshold, self.threshold)}."
             )
         if not p.stable and not e.stable:
             when = _when(e.steps_to_threshold, self.threshold)
@@ -150,9 +157,10 @@ def _paper_verdict(beta: float, gamma: float, step: int, threshold: float) -> Th
         rate_at_step=rate,
         bound_at_step=paper.paper_bound(beta, gamma, step),
         limit_bound=limit,
-        steps_to_threshold=first_step_exceeding(
-            lambda n: paper.paper_bound(beta, gamma, n), threshold, limit
-        ),
+        # At γ = 0 eq. 5 is infinite for every n: it bounds nothing but predicts no growth.
+        steps_to_threshold=None
+        if gamma == 0.0
+        else first_step_exceeding(lambda n: paper.paper_bound(beta, gamma, n), threshold, limit),
     )
 
 
@@ -179,7 +187,7 @@ def analyze_point(
     """Both theories' verdicts on (β, γ) at step ``step`` (inputs validated)."""
     point = HyperPoint(beta, gamma)
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be an integer >= 0, got {step!r}")
+        raise StabcliError(f"step must be an integer >= 0, got {step!r}")
     return PointAnalysis(
         beta=point.beta,
         gamma=point.gamma,

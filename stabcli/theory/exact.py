@@ -32,15 +32,29 @@ def geometric_sum(beta: float, gamma: float, n: Num) -> Num:
     return _num.expm1((steps + 1.0) * lr) / _num.expm1(lr)
 
 
+def log_geometric_sum(beta: float, gamma: float, n: Num) -> Num:
+    """ln S_n, without overflow when r > 1: (n+1) ln r + ln(1 − r^{−(n+1)}) − ln(r − 1)."""
+    lr = log_ratio(beta, gamma)
+    if lr <= 0.0:
+        return _num.log(geometric_sum(beta, gamma, n))
+    k = _num.as_steps(n) + 1.0
+    return k * lr + _num.log(-_num.expm1(-k * lr)) - math.log(math.expm1(lr))
+
+
 def exact_bound(beta: float, gamma: float, n: Num) -> Num:
     """Exact bound on ‖u_n‖∞: corr_n · (1−γ)/sqrt(1−β) · sqrt(S_n) (THEORY.md).
 
     Holds for every gradient sequence and every ε >= 0, in either ε placement; with
     decoupled weight decay the measured step also holds λ‖θ_n‖∞, which must be added.
-    Equals 1 at n = 0.
+    Equals 1 at n = 0. Evaluated in log space when r > 1, so it is finite wherever the
+    bound itself is.
     """
     scale = (1.0 - gamma) / math.sqrt(1.0 - beta)
-    return bias_correction(beta, gamma, n) * scale * _num.sqrt(geometric_sum(beta, gamma, n))
+    corr = bias_correction(beta, gamma, n)
+    if log_ratio(beta, gamma) <= 0.0:
+        return corr * scale * _num.sqrt(geometric_sum(beta, gamma, n))
+    with _num.quiet_overflow():
+        return corr * scale * _num.exp(0.5 * log_geometric_sum(beta, gamma, n))
 
 
 def exact_stable(beta: float, gamma: float) -> bool:

@@ -27,24 +27,30 @@ class Region(StrEnum):
 def c_value(beta: Num, gamma: Num) -> Num:
     """C(β, γ) = (2β(1−γ) − γ(1−β)) / (βγ) = 2/γ − 1/β − 1 (paper Section 3.1, below eq. 5).
 
-    Works on floats and on numpy arrays of β and γ. C is +∞ at γ = 0 (RMSprop).
+    Works on floats and on numpy arrays of β and γ. C is +∞ at γ = 0 (RMSprop), and for
+    subnormal γ whose product with β underflows.
     """
-    if isinstance(gamma, int | float) and gamma == 0:
-        return math.inf
     numerator = 2.0 * beta * (1.0 - gamma) - gamma * (1.0 - beta)
-    if isinstance(gamma, int | float):
-        return numerator / (beta * gamma)
+    if isinstance(gamma, int | float) and isinstance(beta, int | float):
+        denominator = beta * gamma
+        return numerator / denominator if denominator != 0 else math.inf
     import numpy as np
 
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c = numerator / (beta * gamma)
-    return np.where(np.asarray(gamma) == 0, np.inf, c)
+    denominator = np.multiply(beta, gamma)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        c = np.divide(numerator, denominator)
+    return np.where(denominator == 0, np.inf, c)
 
 
 def region(beta: float, gamma: float, tol: float = B0_TOLERANCE) -> Region:
-    """The paper's region of (β, γ): B0 when |C| <= ``tol``, else B+ or B− by the sign of C."""
+    """The paper's region of (β, γ) by the sign of C; B0 when |C| <= tol · (2/γ + 1/β + 1).
+
+    The tolerance is relative to the size of the terms of C = 2/γ − 1/β − 1, since the
+    rounding error of C grows with them (points computed on the boundary at small β).
+    """
     c = c_value(beta, gamma)
-    if abs(c) <= tol:
+    scale = 2.0 / gamma + 1.0 / beta + 1.0 if gamma > 0 else math.inf
+    if math.isfinite(c) and math.isfinite(scale) and abs(c) <= tol * scale:
         return Region.B_ZERO
     return Region.B_PLUS if c > 0 else Region.B_MINUS
 
@@ -57,9 +63,7 @@ def paper_rate(beta: float, gamma: float, tol: float = B0_TOLERANCE) -> float:
 
 
 def _prefactor(beta: float, gamma: float) -> float:
-    """(1−γ)/γ · sqrt(β/(1−β)), the n-independent factor of paper eq. 5."""
-    if gamma == 0.0:
-        return math.inf
+    """(1−γ)/γ · sqrt(β/(1−β)), the n-independent factor of paper eq. 5 (γ > 0)."""
     return (1.0 - gamma) / gamma * math.sqrt(beta / (1.0 - beta))
 
 
@@ -67,30 +71,40 @@ def paper_bound(beta: float, gamma: float, n: Num, tol: float = B0_TOLERANCE) ->
     """The paper's max-update bound at step n (eq. 5).
 
     ‖u_n‖∞ <= corr_n · (1−γ)/γ · sqrt(β/(1−β)) · B_n, with B_n = 1/sqrt(C) in B+,
-    sqrt(n) on B0 and exp(n|C|/2)/sqrt(|C|) in B−. Infinite (uninformative) at γ = 0,
-    where the continuous-time prefactor diverges.
+    sqrt(n) on B0 and exp(n|C|/2)/sqrt(|C|) in B−. At γ = 0 it is its limit γ → 0⁺, +∞:
+    the prefactor (1−γ)/γ diverges faster than 1/sqrt(C) vanishes.
     """
     steps = _num.as_steps(n)
     corr = bias_correction(beta, gamma, n)
-    pre = _prefactor(beta, gamma)
-    if math.isinf(pre):
+    if gamma == 0.0:
         return _num.full_like(n, math.inf)
-    c = c_value(beta, gamma)
     where = region(beta, gamma, tol)
     if where is Region.B_PLUS:
-        growth = _num.full_like(n, 1.0 / math.sqrt(c))
-    elif where is Region.B_ZERO:
+        return corr * paper_limit_bound(beta, gamma, tol)
+    c = c_value(beta, gamma)
+    if where is Region.B_ZERO:
         growth = _num.sqrt(steps)
     else:
-        growth = _num.exp(steps * abs(c) / 2.0) / math.sqrt(abs(c))
-    return corr * pre * growth
+        with _num.quiet_overflow():
+            growth = _num.exp(steps * abs(c) / 2.0) / math.sqrt(abs(c))
+    with _num.quiet_overflow():
+        return corr * _prefactor(beta, gamma) * growth
 
 
 def paper_limit_bound(beta: float, gamma: float, tol: float = B0_TOLERANCE) -> float:
-    """lim_{n→∞} of eq. 5: (1−γ)/γ · sqrt(β/(1−β)) / sqrt(C) in B+, +∞ elsewhere."""
-    if gamma == 0.0 or region(beta, gamma, tol) is not Region.B_PLUS:
-        return math.inf  # γ = 0: the continuous-time prefactor diverges
-    return _prefactor(beta, gamma) / math.sqrt(c_value(beta, gamma))
+    """lim_{n→∞} of eq. 5: (1−γ)/γ · sqrt(β/(1−β)) / sqrt(C) in B+, +∞ in B0 and B−.
+
+    Computed as (1−γ)·sqrt(β/(1−β)) / sqrt(γ·(2β(1−γ) − γ(1−β))/β), which stays exact for
+    tiny γ; +∞ at γ = 0 (its limit γ → 0⁺).
+    """
+    if gamma == 0.0:
+        return math.inf
+    if region(beta, gamma, tol) is not Region.B_PLUS:
+        return math.inf
+    inner = gamma * (2.0 * beta * (1.0 - gamma) - gamma * (1.0 - beta)) / beta
+    if inner <= 0.0:
+        return math.inf
+    return (1.0 - gamma) * math.sqrt(beta / (1.0 - beta)) / math.sqrt(inner)
 
 
 def boundary_gamma(beta: Num) -> Num:
