@@ -1,0 +1,182 @@
+"""Typed configuration of a probe: the :class:`Preset` dataclass tree and its validation.
+
+A preset names a model, a dataset and training settings (issue 4, "Presets"). Every field
+is typed and validated: an unknown key, a wrong type or an out-of-range value raises
+:class:`~stabcli.errors.StabcliError` naming the key. Field names are unique across the
+three sections, so an override can name a field without its section
+(``preset.with_overrides(steps=100, dropout=0.0)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from stabcli.errors import StabcliError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network trained at every point (see :mod:`stabcli.probe.models`)."""
+
+    kind: str = "gpt"  # "gpt" (nanoGPT-style decoder) or "mlp" (multi-layer perceptron)
+    n_layer: int = 2  # transformer blocks (gpt) or hidden layers (mlp)
+    n_head: int = 2  # attention heads per block (gpt only); must divide n_embd
+    n_embd: int = 64  # embedding width (gpt) or hidden width (mlp)
+    block_size: int = 64  # context length in tokens (gpt only)
+    dropout: float = 0.0  # residual/embedding dropout probability; same masks at every point
+    bias: bool = True  # biases in linear layers and LayerNorms
+    init_std: float = 0.02  # std of the normal init of weights, as nanoGPT
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training and test examples come from (see :mod:`stabcli.probe.data`)."""
+
+    source: str = "synthetic-text"  # "synthetic-text", "tiny-shakespeare" or "synthetic-classes"
+    data_path: str | None = None  # tiny-shakespeare: read this file instead of the cache
+    corpus_seed: int = 0  # seed of the generated corpus / data set
+    corpus_chars: int = 200_000  # synthetic-text: length of the generated corpus
+    n_samples: int = 4096  # synthetic-classes: number of examples
+    n_features: int = 16  # synthetic-classes: input dimension
+    n_classes: int = 8  # synthetic-classes: number of labels
+    train_fraction: float = 0.9  # first 90% trains, last 10% tests, as nanoGPT
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimizer, schedule and run length shared by every point of a probe."""
+
+    steps: int = 600  # optimizer steps n = 0 .. steps-1
+    batch_size: int = 16  # sequences (gpt) or examples (mlp) per step
+    lr: float = 1e-3  # η (η0 for schedules)
+    schedule: str = "constant"  # "constant", "cosine" (warm-up + cosine to min_lr), "anneal"
+    warmup_steps: int = 0  # cosine: linear warm-up length
+    min_lr: float = 1e-4  # cosine: floor reached at the last step
+    weight_decay: float = 0.0  # λ
+    weight_decay_mode: str = "none"  # "none", "coupled" (Adam: g += λθ), "decoupled" (AdamW)
+    eps: float = 1e-30  # ε; the paper's default 1e-30 makes the bounds apply as stated
+    eps_placement: str = "torch"  # "torch": ε after bias-correcting sqrt(v); "paper": inside
+    dtype: str = "float32"  # "float32", "float64", or "bfloat16" (autocast, CUDA only)
+    seed: int = 0  # init weights, batches and dropout masks
+    eval_every: int = 0  # test loss every K steps; 0 = no evaluation
+    eval_batches: int = 0  # batches of the test split per evaluation
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "kind": ("gpt", "mlp"),
+    "source": ("synthetic-text", "tiny-shakespeare", "synthetic-classes"),
+    "schedule": ("constant", "cosine", "anneal"),
+    "weight_decay_mode": ("none", "coupled", "decoupled"),
+    "eps_placement": ("torch", "paper"),
+    "dtype": ("float32", "float64", "bfloat16"),
+}
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named probe setup: model, data and training, all fully resolved."""
+
+    name: str  # file stem of the TOML it came from
+    description: str  # one line, shown by `stabcli presets`
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def with_overrides(self, **overrides: Any) -> Preset:
+        """A copy with fields replaced by name (e.g. ``steps``, ``lr``, ``data_path``).
+
+        Raises StabcliError for an unknown key or a value of the wrong type.
+        """
+        changes: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+        owner = {f.name: s for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+        for key, value in overrides.items():
+            if key not in owner:
+                known = ", ".join(sorted(owner))
+                raise StabcliError(f"unknown override {key!r}; known: {known}")
+            section = owner[key]
+            changes[section][key] = check_type(SECTIONS[section], key, value, f"override {key}")
+        new = dataclasses.replace(
+            self, **{s: dataclasses.replace(getattr(self, s), **c) for s, c in changes.items()}
+        )
+        validate(new)
+        return new
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting as plain JSON types (fingerprints runs; saved in config.json)."""
+        return dataclasses.asdict(self)
+
+
+def _expected(cls: type, key: str) -> Any:
+    return typing.get_type_hints(cls)[key]
+
+
+def check_type(cls: type, key: str, value: Any, where: str) -> Any:
+    """Return ``value`` coerced to the annotated type of ``cls.key`` or raise naming ``where``."""
+    hint = _expected(cls, key)
+    optional = isinstance(hint, types.UnionType) and type(None) in hint.__args__
+    if optional:
+        if value is None:
+            return None
+        hint = next(a for a in hint.__args__ if a is not type(None))
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint in (str, bool) and isinstance(value, hint):
+        return value
+    raise StabcliError(f"{where}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
+
+
+def validate(preset: Preset) -> None:
+    """Check choices and ranges; raise StabcliError naming the first bad key."""
+    for section in SECTIONS:
+        cfg = getattr(preset, section)
+        for f in dataclasses.fields(cfg):
+            value = getattr(cfg, f.name)
+            if f.name in CHOICES and value not in CHOICES[f.name]:
+                allowed = ", ".join(CHOICES[f.name])
+                raise StabcliError(
+                    f"{preset.name}: {section}.{f.name} = {value!r}; allowed: {allowed}"
+                )
+            if isinstance(value, float) and not math.isfinite(value):
+                raise StabcliError(f"{preset.name}: {section}.{f.name} must be finite")
+    m, d, t = preset.model, preset.data, preset.train
+    rules = [
+        ("model.n_layer", m.n_layer >= 1, ">= 1"),
+        ("model.n_embd", m.n_embd >= 1, ">= 1"),
+        ("model.n_head", m.n_head >= 1 and m.n_embd % m.n_head == 0, "a divisor of n_embd"),
+        ("model.block_size", m.block_size >= 1, ">= 1"),
+        ("model.dropout", 0.0 <= m.dropout < 1.0, "in [0, 1)"),
+        ("model.init_std", m.init_std > 0, "> 0"),
+        ("data.corpus_chars", d.corpus_chars >= 1000, ">= 1000"),
+        ("data.n_samples", d.n_samples >= 10, ">= 10"),
+        ("data.n_features", d.n_features >= 1, ">= 1"),
+        ("data.n_classes", d.n_classes >= 2, ">= 2"),
+        ("data.train_fraction", 0.0 < d.train_fraction < 1.0, "in (0, 1)"),
+        ("train.steps", t.steps >= 1, ">= 1"),
+        ("train.batch_size", t.batch_size >= 1, ">= 1"),
+        ("train.lr", t.lr > 0, "> 0"),
+        ("train.warmup_steps", 0 <= t.warmup_steps < t.steps, "in [0, steps)"),
+        ("train.min_lr", 0 <= t.min_lr <= t.lr, "in [0, lr]"),
+        ("train.weight_decay", t.weight_decay >= 0, ">= 0"),
+        ("train.eps", t.eps >= 0, ">= 0"),
+        ("train.eval_every", t.eval_every >= 0, ">= 0"),
+        ("train.eval_batches", t.eval_batches >= 0, ">= 0"),
+        ("train.eval_batches", t.eval_every == 0 or t.eval_batches >= 1, ">= 1 with eval_every"),
+    ]
+    for key, ok, expected in rules:
+        if not ok:
+            section, name = key.split(".")
+            value = getattr(getattr(preset, section), name)
+            raise StabcliError(f"{preset.name}: {key} = {value!r}; must be {expected}")
+    if m.kind == "mlp" and d.source != "synthetic-classes":
+        raise StabcliError(f"{preset.name}: model.kind 'mlp' needs data.source 'synthetic-classes'")
+    if m.kind == "gpt" and d.source == "synthetic-classes":
+        raise StabcliError(f"{preset.name}: model.kind 'gpt' needs a text data.source")

@@ -1,0 +1,117 @@
+"""Data sets and the deterministic batch stream shared by every point of a probe.
+
+All points see the same batches (issue 4): batch ``n`` is a function of the preset's seed
+and ``n`` only, so the vectorized engine and the sequential reference loop draw identical
+examples. Text is char-level; the split is the first ``train_fraction`` for training and
+the rest for testing, as nanoGPT's ``shakespeare_char``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from stabcli.errors import StabcliError
+from stabcli.probe.config import Preset
+from stabcli.probe.corpus import synthetic_classes, synthetic_text
+from stabcli.probe.shakespeare import shakespeare_path
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and test splits on the host. Text: token ids; classes: features and labels."""
+
+    kind: str  # "text" or "classes"
+    n_out: int  # vocabulary size (text) or number of classes
+    n_in: int  # input features (classes); vocabulary size again for text
+    train_x: np.ndarray  # text: (N_train,) int64 ids; classes: (N_train, F) float64
+    test_x: np.ndarray
+    train_y: np.ndarray | None = None  # classes: (N_train,) int64 labels
+    test_y: np.ndarray | None = None
+
+
+def encode_chars(text: str) -> tuple[np.ndarray, list[str]]:
+    """Char-level tokens: vocabulary = sorted distinct characters, as nanoGPT."""
+    vocab = sorted(set(text))
+    if text.isascii():  # fast path: byte lookup table
+        raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        table = np.zeros(128, dtype=np.int64)
+        table[[ord(c) for c in vocab]] = np.arange(len(vocab))
+        return table[raw], vocab
+    index = {c: i for i, c in enumerate(vocab)}
+    return np.fromiter((index[c] for c in text), dtype=np.int64, count=len(text)), vocab
+
+
+def load_dataset(preset: Preset) -> Dataset:
+    """Read or generate the preset's data and split it."""
+    d = preset.data
+    if d.source == "synthetic-classes":
+        x, y = synthetic_classes(d.corpus_seed, d.n_samples, d.n_features, d.n_classes)
+        cut = int(len(x) * d.train_fraction)
+        return Dataset("classes", d.n_classes, d.n_features, x[:cut], x[cut:], y[:cut], y[cut:])
+    if d.source == "synthetic-text":
+        text = synthetic_text(d.corpus_seed, d.corpus_chars)
+    else:
+        path = shakespeare_path(d.data_path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise StabcliError(f"cannot read text data {path}: {err}") from None
+    tokens, vocab = encode_chars(text)
+    cut = int(len(tokens) * d.train_fraction)
+    need = preset.model.block_size + 1
+    if cut < need or len(tokens) - cut < need:
+        raise StabcliError(f"text data too short for block_size {preset.model.block_size}")
+    return Dataset("text", len(vocab), len(vocab), tokens[:cut], tokens[cut:])
+
+
+class BatchStream:
+    """Batches on the device: training batch ``n`` and a fixed set of test batches.
+
+    Inputs are (B, T) token ids and targets (B, T) for text; (B, F) features and (B,)
+    labels for classes. Offsets are drawn on the host from a generator seeded by the
+    preset, once for the whole run, so no point and no implementation draws differently.
+    """
+
+    def __init__(self, data: Dataset, preset: Preset, device: torch.device, dtype: torch.dtype):
+        t = preset.train
+        self.kind = data.kind
+        self.block = preset.model.block_size
+        self.device = device
+        gen = torch.Generator().manual_seed(t.seed)
+        self.train_x = torch.as_tensor(data.train_x, device=device)
+        self.test_x = torch.as_tensor(data.test_x, device=device)
+        if data.kind == "classes":
+            self.train_x = self.train_x.to(dtype)
+            self.test_x = self.test_x.to(dtype)
+            self.train_y = torch.as_tensor(data.train_y, device=device)
+            self.test_y = torch.as_tensor(data.test_y, device=device)
+            high_train, high_test = len(data.train_x), len(data.test_x)
+        else:
+            high_train = len(data.train_x) - self.block
+            high_test = len(data.test_x) - self.block
+        # (S, B) start offsets of every training batch, then (E, B) of the test batches
+        self.train_ix = torch.randint(high_train, (t.steps, t.batch_size), generator=gen)
+        n_eval = max(t.eval_batches, 0)
+        self.test_ix = torch.randint(high_test, (n_eval, t.batch_size), generator=gen)
+        self.train_ix = self.train_ix.to(device)
+        self.test_ix = self.test_ix.to(device)
+        self._arange = torch.arange(self.block + 1, device=device)  # (T+1,)
+
+    def _take(self, split: str, ix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        source = self.train_x if split == "train" else self.test_x
+        if self.kind == "classes":
+            labels = self.train_y if split == "train" else self.test_y
+            return source[ix], labels[ix]  # (B, F), (B,)
+        window = source[ix[:, None] + self._arange]  # (B, T+1)
+        return window[:, :-1], window[:, 1:]  # (B, T) inputs, (B, T) next-token targets
+
+    def train_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch of training step ``n`` (identical for every point)."""
+        return self._take("train", self.train_ix[n])
+
+    def test_batch(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``k``-th of the fixed test batches used at every evaluation."""
+        return self._take("test", self.test_ix[k])

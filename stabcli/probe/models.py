@@ -1,0 +1,199 @@
+"""The probed networks, written natively batched over points.
+
+Every parameter tensor carries a leading point dimension P, so one forward pass trains P
+copies of the model that differ only in their weights (issue 4: vectorized points). Linear
+weights are stored as (P, C_in, C_out) and applied with ``torch.baddbmm``; attention folds
+the points into the batch dimension, (P·B, H, T, D), so PyTorch's fused
+``scaled_dot_product_attention`` runs unchanged (``torch.func.vmap`` has no batching rule
+for CPU flash attention).
+
+The GPT follows nanoGPT's ``model.py``: token + position embeddings, pre-LayerNorm blocks
+of causal self-attention and a GELU MLP, a final LayerNorm and an output head tied to the
+token embedding. Dropout is applied, as in nanoGPT, after the embeddings and on both
+residual branches, with one mask per call shared by all points. nanoGPT's dropout on the
+attention probabilities is left out: fused attention cannot share its masks across points.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from stabcli.probe.config import ModelConfig
+
+Params = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One named parameter tensor of a single model (no point dimension)."""
+
+    name: str  # readable, stable: "h.0.attn.c_attn.weight"
+    shape: tuple[int, ...]
+    init: str  # "normal", "zeros" or "ones"
+    std: float = 0.0  # for "normal"
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+def param_specs(cfg: ModelConfig, n_in: int, n_out: int) -> list[ParamSpec]:
+    """The parameter tensors of the model, in a fixed order (the flat layout's order)."""
+    specs: list[ParamSpec] = []
+    std = cfg.init_std
+
+    def linear(name: str, c_in: int, c_out: int, w_std: float) -> None:
+        specs.append(ParamSpec(f"{name}.weight", (c_in, c_out), "normal", w_std))
+        if cfg.bias:
+            specs.append(ParamSpec(f"{name}.bias", (c_out,), "zeros"))
+
+    def norm(name: str, width: int) -> None:
+        specs.append(ParamSpec(f"{name}.weight", (width,), "ones"))
+        if cfg.bias:
+            specs.append(ParamSpec(f"{name}.bias", (width,), "zeros"))
+
+    if cfg.kind == "mlp":
+        width = n_in
+        for i in range(cfg.n_layer):
+            linear(f"fc.{i}", width, cfg.n_embd, 1.0 / math.sqrt(width))
+            width = cfg.n_embd
+        linear("out", width, n_out, 1.0 / math.sqrt(width))
+        return specs
+
+    c = cfg.n_embd
+    proj_std = std / math.sqrt(2 * cfg.n_layer)  # nanoGPT's scaled init of residual projections
+    specs.append(ParamSpec("wte", (n_out, c), "normal", std))  # tied with the output head
+    specs.append(ParamSpec("wpe", (cfg.block_size, c), "normal", std))
+    for i in range(cfg.n_layer):
+        norm(f"h.{i}.ln_1", c)
+        linear(f"h.{i}.attn.c_attn", c, 3 * c, std)
+        linear(f"h.{i}.attn.c_proj", c, c, proj_std)
+        norm(f"h.{i}.ln_2", c)
+        linear(f"h.{i}.mlp.c_fc", c, 4 * c, std)
+        linear(f"h.{i}.mlp.c_proj", 4 * c, c, proj_std)
+    norm("ln_f", c)
+    return specs
+
+
+def init_flat(specs: list[ParamSpec], seed: int, dtype: torch.dtype) -> torch.Tensor:
+    """Initial weights of one model as a flat (N,) tensor, identical on every device."""
+    gen = torch.Generator().manual_seed(seed)
+    chunks = []
+    for spec in specs:
+        if spec.init == "normal":
+            chunk = torch.randn(spec.numel, generator=gen, dtype=torch.float64) * spec.std
+        elif spec.init == "ones":
+            chunk = torch.ones(spec.numel, dtype=torch.float64)
+        else:
+            chunk = torch.zeros(spec.numel, dtype=torch.float64)
+        chunks.append(chunk)
+    return torch.cat(chunks).to(dtype)
+
+
+def unflatten(flat: torch.Tensor, specs: list[ParamSpec]) -> Params:
+    """Named (P, *shape) views of a flat (P, N) buffer; one split, so backward is one cat."""
+    pieces = torch.split(flat, [s.numel for s in specs], dim=1)
+    return {s.name: t.view(flat.shape[0], *s.shape) for s, t in zip(specs, pieces, strict=True)}
+
+
+class SharedDropout:
+    """Dropout whose mask is drawn for one point and broadcast to all P points.
+
+    With ``generator=None`` or ``p == 0`` it is the identity (evaluation, or dropout off).
+    """
+
+    def __init__(self, p: float, generator: torch.Generator | None):
+        self.p = p
+        self.generator = generator
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # x: (P, *S)
+        if self.generator is None or self.p == 0.0:
+            return x
+        noise = torch.rand(x.shape[1:], generator=self.generator, device=x.device)  # (*S)
+        keep = (noise >= self.p).to(x.dtype) / (1.0 - self.p)
+        return x * keep
+
+
+def _linear(x: torch.Tensor, p: Params, name: str) -> torch.Tensor:
+    """x (P, ..., C_in) @ W (P, C_in, C_out) + b (P, C_out) -> (P, ..., C_out)."""
+    w = p[f"{name}.weight"]
+    lead = x.shape[:-1]
+    x2 = x.reshape(x.shape[0], -1, x.shape[-1])  # (P, M, C_in)
+    bias = p.get(f"{name}.bias")
+    out = torch.bmm(x2, w) if bias is None else torch.baddbmm(bias.unsqueeze(1), x2, w)
+    return out.view(*lead, w.shape[-1])
+
+
+def _layer_norm(x: torch.Tensor, p: Params, name: str) -> torch.Tensor:
+    """LayerNorm over channels with per-point affine parameters; x (P, B, T, C)."""
+    y = F.layer_norm(x, x.shape[-1:], eps=1e-5)
+    y = y * p[f"{name}.weight"][:, None, None, :]
+    bias = p.get(f"{name}.bias")
+    return y if bias is None else y + bias[:, None, None, :]
+
+
+def _attention(x: torch.Tensor, p: Params, name: str, n_head: int) -> torch.Tensor:
+    """Causal self-attention; x (P, B, T, C) -> (P, B, T, C)."""
+    n_pt, b, t, c = x.shape
+    q, k, v = _linear(x, p, f"{name}.c_attn").split(c, dim=-1)  # 3 x (P, B, T, C)
+
+    def heads(z: torch.Tensor) -> torch.Tensor:  # -> (P·B, H, T, D): points folded into batch
+        return z.reshape(n_pt * b, t, n_head, c // n_head).transpose(1, 2)
+
+    y = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), is_causal=True)
+    y = y.transpose(1, 2).reshape(n_pt, b, t, c)  # (P, B, T, C)
+    return _linear(y, p, f"{name}.c_proj")
+
+
+def gpt_loss(
+    p: Params, x: torch.Tensor, y: torch.Tensor, drop: SharedDropout, cfg: ModelConfig
+) -> torch.Tensor:
+    """Mean next-token cross-entropy per point; x, y (B, T) token ids -> (P,)."""
+    wte = p["wte"]  # (P, V, C), tied output head
+    n_pt, vocab, c = wte.shape
+    t = x.shape[1]
+    offsets = torch.arange(n_pt, device=x.device) * vocab  # row of point p's table in (P·V, C)
+    tok = F.embedding(x[None] + offsets[:, None, None], wte.reshape(n_pt * vocab, c))
+    h = drop(tok + p["wpe"][:, None, :t])  # (P, B, T, C)
+    for i in range(cfg.n_layer):
+        h = h + drop(_attention(_layer_norm(h, p, f"h.{i}.ln_1"), p, f"h.{i}.attn", cfg.n_head))
+        a = F.gelu(_linear(_layer_norm(h, p, f"h.{i}.ln_2"), p, f"h.{i}.mlp.c_fc"))
+        h = h + drop(_linear(a, p, f"h.{i}.mlp.c_proj"))
+    h = _layer_norm(h, p, "ln_f")
+    logits = torch.bmm(h.reshape(n_pt, -1, c), wte.transpose(1, 2))  # (P, B·T, V)
+    return _cross_entropy(logits, y.reshape(-1))
+
+
+def mlp_loss(
+    p: Params, x: torch.Tensor, y: torch.Tensor, drop: SharedDropout, cfg: ModelConfig
+) -> torch.Tensor:
+    """Mean cross-entropy per point of a GELU MLP; x (B, F) features, y (B,) labels -> (P,)."""
+    n_pt = p["out.weight"].shape[0]
+    h = x.expand(n_pt, *x.shape)  # (P, B, F): same inputs for every point
+    for i in range(cfg.n_layer):
+        h = drop(F.gelu(_linear(h, p, f"fc.{i}")))  # (P, B, H)
+    return _cross_entropy(_linear(h, p, "out"), y)
+
+
+def _cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """logits (P, M, V), target (M,) -> (P,) mean loss per point, computed in float32+."""
+    n_pt, m, v = logits.shape
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    losses = F.cross_entropy(logits.reshape(n_pt * m, v), target.repeat(n_pt), reduction="none")
+    return losses.view(n_pt, m).mean(dim=1)
+
+
+def loss_function(cfg: ModelConfig) -> Callable[..., torch.Tensor]:
+    """``f(params, x, y, dropout) -> (P,)`` losses for the configured model kind."""
+    body = gpt_loss if cfg.kind == "gpt" else mlp_loss
+
+    def loss(p: Params, x: torch.Tensor, y: torch.Tensor, drop: SharedDropout) -> torch.Tensor:
+        return body(p, x, y, drop, cfg)
+
+    return loss

@@ -1,0 +1,162 @@
+"""Per-step records of a probe: kept on the device, copied to the host in blocks.
+
+Storing a step writes rows of preallocated (S, P) device tensors — no host sync. ``flush``
+copies a block of finished steps to host arrays; ``build_frames`` turns them into the
+DataFrames of :class:`stabcli.probe.engine.ProbeResult`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from stabcli.probe.models import ParamSpec
+
+EVAL_COLUMNS = ["point", "step", "test_loss"]
+
+
+def empty_evals() -> pd.DataFrame:
+    """The evals frame of a preset without evaluation."""
+    return pd.DataFrame(
+        {
+            "point": pd.Series(dtype="int64"),
+            "step": pd.Series(dtype="int64"),
+            "test_loss": pd.Series(dtype="float64"),
+        }
+    )
+
+
+def eval_steps(steps: int, every: int) -> list[int]:
+    """Steps n at which θ_n is evaluated: 0, K, 2K, ... and the end when K divides it."""
+    if every <= 0:
+        return []
+    return list(range(0, steps + 1, every))
+
+
+@dataclass
+class Records:
+    """Device buffers (S, P) and their host copies."""
+
+    max_update: torch.Tensor  # (S, P) ‖u_n (+λθ_n)‖∞, NaN after divergence
+    argmax: torch.Tensor  # (S, P) flat index of the max
+    loss: torch.Tensor  # (S, P) training loss at step n
+    wd_term: torch.Tensor  # (S, P) λ‖θ_n‖∞ (zeros without decoupled decay)
+    diverged: torch.Tensor  # (P,) first non-finite step, −1 if none
+    evals: torch.Tensor  # (E, P) test loss
+    eval_at: list[int]  # the E evaluated steps
+    lr: np.ndarray  # (S, P) η_n, host
+    host: dict[str, np.ndarray]  # host copies of the (S, P) buffers
+
+    @classmethod
+    def allocate(
+        cls,
+        steps: int,
+        n_pt: int,
+        dtype: torch.dtype,
+        dev: torch.device,
+        lr: np.ndarray,
+        eval_every: int,
+    ) -> Records:
+        def buf(d: torch.dtype = dtype) -> torch.Tensor:
+            return torch.zeros((steps, n_pt), dtype=d, device=dev)
+
+        at = eval_steps(steps, eval_every)
+        names = ("max_update", "argmax", "loss", "wd_term")
+        return cls(
+            max_update=buf(),
+            argmax=buf(torch.int64),
+            loss=buf(),
+            wd_term=buf(),
+            diverged=torch.full((n_pt,), -1, dtype=torch.int64, device=dev),
+            evals=torch.full((len(at), n_pt), torch.nan, dtype=dtype, device=dev),
+            eval_at=at,
+            lr=lr,
+            host={
+                k: np.zeros((steps, n_pt), dtype=np.int64 if k == "argmax" else np.float64)
+                for k in names
+            },
+        )
+
+    def store_step(
+        self,
+        n: int,
+        alive: torch.Tensor,
+        new_alive: torch.Tensor,
+        max_update: torch.Tensor,
+        argmax: torch.Tensor,
+        loss: torch.Tensor,
+        wd_term: torch.Tensor | None,
+    ) -> None:
+        """Record step n. ``alive`` is the mask before the step: the diverging step keeps
+        its (non-finite) measurement, later steps of a dead point read NaN."""
+        nan = float("nan")  # a Python scalar: no host-to-device copy, no sync
+        self.max_update[n] = torch.where(alive, max_update.to(self.loss.dtype), nan)
+        self.loss[n] = torch.where(alive, loss.to(self.loss.dtype), nan)
+        self.argmax[n] = argmax
+        if wd_term is not None:
+            self.wd_term[n] = torch.where(alive, wd_term.to(self.loss.dtype), nan)
+        died = alive & ~new_alive
+        self.diverged.masked_fill_(died, n)
+
+    def store_eval(self, n: int, test_loss: torch.Tensor) -> None:
+        self.evals[self.eval_at.index(n)] = test_loss.to(self.evals.dtype)
+
+    def flush(self, lo: int, hi: int) -> None:
+        """Copy steps lo..hi−1 to the host (one sync per block)."""
+        for key, host in self.host.items():
+            host[lo:hi] = getattr(self, key)[lo:hi].cpu().numpy()
+
+    def finish(self) -> None:
+        self.host["diverged"] = self.diverged.cpu().numpy()
+        self.host["evals"] = self.evals.detach().cpu().double().numpy()
+
+
+def build_frames(
+    rec: Records,
+    idx: np.ndarray,
+    beta: np.ndarray,
+    gamma: np.ndarray,
+    specs: list[ParamSpec],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(summary, traces, evals) frames for points with global indices ``idx``."""
+    h = rec.host
+    steps, n_pt = h["loss"].shape
+    diverged = pd.array([int(d) if d >= 0 else pd.NA for d in h["diverged"]], dtype="Int64")
+    summary = pd.DataFrame(
+        {
+            "point": idx.astype(np.int64),
+            "beta": beta,
+            "gamma": gamma,
+            "diverged_step": diverged,
+            "final_loss": h["loss"][-1],
+        }
+    )
+    ends = np.cumsum([s.numel for s in specs])
+    names = np.array([s.name for s in specs], dtype=object)
+    max_update = h["max_update"].T.ravel()  # point-major: (P·S,)
+    tensor = names[np.searchsorted(ends, h["argmax"].T.ravel(), side="right")]
+    tensor[np.isnan(max_update)] = None
+    traces = pd.DataFrame(
+        {
+            "point": np.repeat(idx.astype(np.int64), steps),
+            "step": np.tile(np.arange(steps, dtype=np.int64), n_pt),
+            "max_update": max_update,
+            "max_tensor": tensor,
+            "loss": h["loss"].T.ravel(),
+            "lr": rec.lr.T.ravel(),
+            "wd_term": h["wd_term"].T.ravel(),
+        }
+    )
+    if not rec.eval_at:
+        return summary, traces, empty_evals()
+    evals = pd.DataFrame(
+        {
+            "point": np.repeat(idx.astype(np.int64), len(rec.eval_at)),
+            "step": np.tile(np.asarray(rec.eval_at, dtype=np.int64), n_pt),
+            "test_loss": h["evals"].T.ravel(),
+        }
+    )
+    return summary, traces, evals

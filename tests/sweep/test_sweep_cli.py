@@ -1,0 +1,171 @@
+"""`stabcli sweep` end to end: the run directory, resuming after SIGKILL, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stabcli.cli import main
+from stabcli.sweep.table import POINT_COLUMNS
+
+FAST = ["--preset", "mlp-synthetic", "--steps", "60"]
+
+
+def _sweep(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["sweep", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_sweep_writes_documented_run_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    code, stdout, _ = _sweep(
+        [*FAST, "--grid", "0.5:0.99:2,0.6:0.9:2", "--out", str(out), "--json"], capsys
+    )
+    assert code == 0
+    payload = json.loads(stdout)
+    assert payload["points_run"] == 4 and payload["summary"]["n_points"] == 4
+    points = pd.read_csv(out / "points.csv")
+    assert set(POINT_COLUMNS) <= set(points.columns)
+    assert len(points) == 4 and points["point_id"].is_unique
+    assert (points["torch_beta1"] == points["gamma"]).all()
+    assert (points["torch_beta2"] == points["beta"]).all()
+    assert (points["bound_ratio_max"] <= 1 + 1e-5).all()
+    assert set(points["measured_class"]) <= {"growing", "bounded", "diverged"}
+    traces = pd.read_parquet(out / "traces")
+    assert len(traces) == 4 * 60
+    assert set(traces["point_id"]) == set(points["point_id"])
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["preset"]["train"]["steps"] == 60
+    assert {"torch", "numpy", "python", "stabcli"} <= set(config["versions"])
+    assert config["device"] == "cpu"
+    assert json.loads((out / "state.json").read_text())["status"] == "complete"
+
+
+def test_rerun_reuses_finished_points_and_extends(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    args = [*FAST, "--out", str(out), "--json"]
+    assert _sweep([*args, "--point", "0.9,0.5", "--point", "0.99,0.9"], capsys)[0] == 0
+    first = pd.read_csv(out / "points.csv")
+    code, stdout, _ = _sweep(
+        [*args, "--point", "0.99,0.9", "--point", "0.95,0.7", "--point", "0.9,0.5"], capsys
+    )
+    assert code == 0
+    payload = json.loads(stdout)
+    assert (payload["points_run"], payload["points_reused"]) == (1, 2)
+    second = pd.read_csv(out / "points.csv")
+    assert len(second) == 3 and second["point_id"].is_unique
+    kept = second.set_index("point_id").loc[first["point_id"]].reset_index()
+    pd.testing.assert_frame_equal(kept[first.columns], first)
+
+
+def test_sweep_killed_with_sigkill_resumes_without_duplicates(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "stabcli", "sweep", "--preset", "mlp-synthetic", "--steps", "200",
+        "--grid", "0.6:0.99:3,0.5:0.9:2", "--points-per-batch", "1", "--out", str(out), "--quiet",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if (out / "points.csv").exists() and len(pd.read_csv(out / "points.csv")) >= 2:
+                break
+            if proc.poll() is not None:
+                pytest.fail("the sweep finished before it could be killed")
+            time.sleep(0.05)
+        else:
+            pytest.fail("no batch was committed in time")
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    before = pd.read_csv(out / "points.csv")
+    assert 2 <= len(before) < 6
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    after = pd.read_csv(out / "points.csv")
+    assert len(after) == 6 and after["point_id"].is_unique
+    kept = after.set_index("point_id").loc[before["point_id"]].reset_index()
+    pd.testing.assert_frame_equal(kept[before.columns], before)
+    traces = pd.read_parquet(out / "traces")
+    assert traces.groupby("point_id").size().eq(200).all() and traces["point_id"].nunique() == 6
+
+
+def test_incompatible_run_directory_is_refused_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert _sweep([*FAST, "--point", "0.9,0.5", "--out", str(out), "-q"], capsys)[0] == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    code, _, err = _sweep(
+        ["--preset", "mlp-synthetic", "--steps", "80", "--point", "0.9,0.5", "--out", str(out)],
+        capsys,
+    )
+    assert code == 2 and "different configuration" in err and "train.steps" in err
+    assert before == {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+BAD = {
+    "inverted-grid": (["--grid", "0.99:0.5:3,0.5:0.6:2"], "empty or inverted"),
+    "empty-grid": (["--grid", "0.5:0.5:3,0.5:0.6:2"], "empty or inverted"),
+    "point-outside": (["--point", "1.5,0.5"], "beta must be"),
+    "gamma-outside": (["--point", "0.9,1.0"], "gamma must be"),
+    "torch-point-outside": (["--torch-betas", "0.9,1.0"], "beta2"),
+    "malformed-point": (["--point", "0.9"], "--point"),
+    "unknown-preset": (["--preset", "no-such-preset", "--point", "0.9,0.5"], "tiny-char"),
+    "missing-data": (["--data", "/no/such/file.txt", "--point", "0.9,0.5"], "--data"),
+    "two-regions": (["--level-curve", "--grid", "0.5:0.9:2,0.5:0.6:2"], "choose one"),
+    "bad-span": (["--span", "0.5:1.5"], "span"),
+    "bad-through": (["--through", "0.9,1.2"], "gamma"),
+    "bad-slope-at": (["--point", "0.9,0.5", "--steps", "60", "--slope-at", "58"], "--slope-at"),
+    "bad-device": (["--point", "0.9,0.5", "--device", "tpu"], "device"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_line_exit_2(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args, words = BAD[case]
+    code, stdout, err = _sweep([*args, "--out", str(tmp_path / "run")], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and words in err, err
+    assert "Traceback" not in err + stdout
+    assert not (tmp_path / "run" / "points.csv").exists()
+
+
+def test_unwritable_out_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    code, _, err = _sweep([*FAST, "--point", "0.9,0.5", "--out", str(blocker / "run")], capsys)
+    assert code == 2 and "cannot write" in err
+    assert blocker.read_text() == "keep me"
+
+
+def test_missing_shakespeare_offline_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("STABCLI_SHAKESPEARE", raising=False)
+    monkeypatch.setenv("STABCLI_SHAKESPEARE_URL", "http://127.0.0.1:9/input.txt")
+    code, _, err = _sweep(
+        ["--preset", "shakespeare-small", "--point", "0.9,0.5", "--out", str(tmp_path / "r")],
+        capsys,
+    )
+    # pooch may announce the download attempt; the error itself is one line, and the last
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and err.count("stabcli: error:") == 1 and last.startswith("stabcli: error:")
+    assert "--data" in last and "STABCLI_SHAKESPEARE" in last and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
