@@ -92,16 +92,17 @@ def _rate(x: float) -> str:
 
 def points_table(outcome: SweepOutcome) -> Table:
     """One row per point: prediction of both theories beside the measurement."""
-    table = Table(header_style="bold", title="β = torch beta2, γ = torch beta1; rates per step")
-    for name in ("β", "γ", "C", "paper", "exact", "measured", "class", "agrees"):
+    table = Table(
+        header_style="bold",
+        title="β = torch beta2, γ = torch beta1; growth rates of log‖u_n‖∞ per step",
+    )
+    for name in ("β", "γ", "C", "paper", "exact", "slope", "class", "agrees"):
         table.add_column(name, justify="right")
     for r in outcome.points.to_dict("records"):
         cls = r["measured_class"]
         if cls == "diverged":
             cls = f"diverged@{r['diverged_step']}"
-        paper = r["paper_region"] + (
-            "" if r["paper_region"] != "B-" else f" {_f(r['paper_rate'], 3)}"
-        )
+        paper = _rate(r["paper_rate"]) if r["paper_region"] == "B-" else r["paper_region"]
         exact = "stable" if r["exact_stable"] else _rate(r["exact_rate"])
         table.add_row(
             _f(r["beta"], 5),
@@ -109,7 +110,7 @@ def points_table(outcome: SweepOutcome) -> Table:
             _f(r["c_value"], 3),
             paper,
             exact,
-            _f(r["measured_slope"], 3),
+            _rate(r["measured_slope"]),
             cls,
             r["agrees_with"],
         )

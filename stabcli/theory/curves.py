@@ -84,8 +84,13 @@ def normal_section(
     else:
         lo, hi = _check_span(span, name)
         upper, lower = (lo, normal_gamma(lo, k)), (hi, normal_gamma(hi, k))
+        inside = (normal_beta(1.0, k) if k > 1.0 else 0.0, 1.0 if k > 2.0 else _num.cbrt(k / 2))
         for b, g in (upper, lower):
-            HyperPoint(b, g)  # raises a one-line error when the span leaves the domain
+            if not 0.0 <= g < 1.0:
+                raise StabcliError(
+                    f"--span: the {name} has gamma = {g:.6g} at beta = {b:g}, outside [0, 1); "
+                    f"inside the unit square it spans beta in ({inside[0]:.6g}, {inside[1]:.6g})"
+                )
         open_ends = False
     return CurveSection(
         name=name,

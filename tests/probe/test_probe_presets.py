@@ -108,7 +108,7 @@ def test_with_overrides_replaces_typed_fields() -> None:
     new = base.with_overrides(steps=7, lr=1, seed=3, data_path="/x", eps=1e-8, dtype="float64")
     assert (new.train.steps, new.train.lr, new.train.seed) == (7, 1.0, 3)
     assert (new.data.data_path, new.train.eps, new.train.dtype) == ("/x", 1e-8, "float64")
-    assert base.train.steps == 600  # frozen original untouched
+    assert base.train.steps == 400  # frozen original untouched
     assert new.with_overrides(data_path=None).data.data_path is None
 
 

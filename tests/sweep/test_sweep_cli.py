@@ -169,3 +169,54 @@ def test_missing_shakespeare_offline_is_a_clear_error(
     assert code == 2 and err.count("stabcli: error:") == 1 and last.startswith("stabcli: error:")
     assert "--data" in last and "STABCLI_SHAKESPEARE" in last and "Traceback" not in err
     assert not (tmp_path / "r").exists()
+
+
+def _growth_table(out: Path) -> pd.DataFrame:
+    points = pd.read_csv(out / "points.csv")
+    points["rel_error"] = (points["measured_slope"] - points["exact_rate"]).abs() / points[
+        "exact_rate"
+    ]
+    return points.set_index(["beta", "gamma"])
+
+
+def test_tiny_char_growing_points_match_exact_rate_and_bplus_is_bounded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # two points of the default normal curve through (0.999, 0.9) that lie in the exact
+    # unstable region (γ² > β), and (0.999, 0.9) itself in B+
+    out = tmp_path / "run"
+    code, stdout, _ = _sweep(
+        ["--point", "0.999,0.9", "--point", "0.9566,0.9907", "--point", "0.9532,0.9969",
+         "--out", str(out), "--json"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0
+    table = _growth_table(out)
+    assert table.loc[(0.999, 0.9), "measured_class"] == "bounded"
+    for point in [(0.9566, 0.9907), (0.9532, 0.9969)]:
+        row = table.loc[point]
+        assert row["measured_class"] == "growing"
+        assert row["rel_error"] < 0.05, row
+        assert row["agrees_with"] == "exact"  # the paper's |C|/2 is ~20% too high here
+    summary = json.loads(stdout)["summary"]
+    assert summary["exact_correct"] == summary["paper_correct"] == 3
+
+
+@pytest.mark.slow
+def test_shakespeare_small_near_one_slopes_match_exact_rate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], shakespeare_path: Path
+) -> None:
+    out = tmp_path / "run"
+    code, _, _ = _sweep(
+        ["--preset", "shakespeare-small", "--data", str(shakespeare_path), "--steps", "400",
+         "--point", "0.975,0.996", "--point", "0.97,0.995", "--point", "0.999,0.9",
+         "--out", str(out), "-q"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0
+    table = _growth_table(out)
+    assert table.loc[(0.999, 0.9), "measured_class"] == "bounded"
+    growing = table[~table["exact_stable"]]
+    assert len(growing) == 2 and (growing["measured_class"] == "growing").all()
+    assert (growing["rel_error"] < 0.05).all(), growing[["exact_rate", "measured_slope"]]
+    assert (growing["bound_ratio_max"] <= 1 + 1e-5).all()
