@@ -106,7 +106,10 @@ def sweep(
         typer.Option(help="Run directory (default runs/<timestamp>).", rich_help_panel=OUTPUT),
     ] = None,
     overwrite: Annotated[
-        bool, typer.Option(help="Start afresh instead of resuming.", rich_help_panel=OUTPUT)
+        bool,
+        typer.Option(
+            "--overwrite", help="Start afresh instead of resuming.", rich_help_panel=OUTPUT
+        ),
     ] = False,
     quiet: Annotated[
         bool,

@@ -9,7 +9,7 @@ unreadable becomes a one-line :class:`~stabcli.errors.StabcliError`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pandas as pd
 
 from stabcli.errors import StabcliError
 from stabcli.store import RunDir, find_latest_run
-from stabcli.theory import exact, paper
+from stabcli.theory.agreement import predict
 
 #: points.csv columns read as numbers (non-numbers become NaN).
 NUMERIC_POINT_COLUMNS = (
@@ -122,23 +122,22 @@ def _as_bool(values: pd.Series) -> pd.Series:
 
 def _fill_theory(points: pd.DataFrame, slope_at: int | None) -> pd.DataFrame:
     """Fill the theory columns a sweep may not have written, from β and γ."""
-    beta, gamma = points["beta"].to_numpy(float), points["gamma"].to_numpy(float)
     points["torch_beta1"] = points["torch_beta1"].fillna(points["gamma"])
     points["torch_beta2"] = points["torch_beta2"].fillna(points["beta"])
-    points["c_value"] = points["c_value"].fillna(pd.Series(paper.c_value(beta, gamma)))
-    c = points["c_value"].to_numpy(float)
-    region = np.where(c > 0, "B+", np.where(c < 0, "B-", "B0"))
-    points["paper_region"] = points["paper_region"].mask(points["paper_region"] == "", region)
-    points["paper_rate"] = points["paper_rate"].fillna(
-        pd.Series(np.where(c < 0, np.abs(c) / 2.0, 0.0))
-    )
-    points["exact_stable"] = points["exact_stable"].fillna(pd.Series(gamma * gamma < beta))
-    steps = points["slope_step"].fillna(slope_at if slope_at is not None else 0)
-    rates = [
-        float(exact.exact_rate_at(b, g, int(n))) if 0 < b < 1 and 0 <= g < 1 else math.nan
-        for b, g, n in zip(beta, gamma, steps, strict=True)
-    ]
-    points["exact_rate"] = points["exact_rate"].fillna(pd.Series(rates, dtype=float))
+    theory = ["c_value", "paper_region", "exact_stable", "paper_rate", "exact_rate"]
+    missing = points[theory].isna().any(axis=1) | (points["paper_region"] == "")
+    for i in points.index[missing]:
+        beta, gamma = float(points.at[i, "beta"]), float(points.at[i, "gamma"])
+        if not (0 < beta < 1 and 0 <= gamma < 1):
+            continue
+        step = points.at[i, "slope_step"]
+        step = int(step) if pd.notna(step) else (slope_at or 0)
+        for column, value in asdict(predict(beta, gamma, step)).items():
+            if column == "paper_region" and points.at[i, column] != "":
+                continue
+            if column != "paper_region" and pd.notna(points.at[i, column]):
+                continue
+            points.at[i, column] = value
     return points
 
 

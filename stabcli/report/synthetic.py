@@ -8,6 +8,7 @@ the sweep's points.csv, written through the same :class:`~stabcli.store.RunDir` 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 
 from stabcli.store import RunDir, fingerprint, point_id
 from stabcli.theory import curves, exact, paper
-from stabcli.theory.agreement import PointOutcome, agrees_with
+from stabcli.theory.agreement import PointOutcome, agrees_with, predict
 
 #: ‖u_n‖∞ above which a synthetic point counts as diverged (NaN afterwards).
 DIVERGE_AT = 1e8
@@ -74,12 +75,12 @@ def _one_point(
     if eval_every:
         at = n[::eval_every]
         evals = pd.DataFrame({"point_id": pid, "step": at, "test_loss": loss[at] + 0.15})
-    rate = float(exact.exact_rate_at(beta, gamma, slope_at))
+    prediction = predict(beta, gamma, slope_at)
     outcome = PointOutcome(
-        paper_grows=paper.region(beta, gamma) is paper.Region.B_MINUS,
-        exact_grows=grows,
-        paper_rate=paper.paper_rate(beta, gamma),
-        exact_rate=rate,
+        paper_grows=prediction.paper_region == paper.Region.B_MINUS.value,
+        exact_grows=not prediction.exact_stable,
+        paper_rate=prediction.paper_rate,
+        exact_rate=prediction.exact_rate,
         measured_class=measured,
         measured_slope=slope,
     )
@@ -89,11 +90,7 @@ def _one_point(
         "gamma": gamma,
         "torch_beta1": gamma,
         "torch_beta2": beta,
-        "c_value": paper.c_value(beta, gamma),
-        "paper_region": paper.region(beta, gamma).value,
-        "exact_stable": not grows,
-        "paper_rate": outcome.paper_rate,
-        "exact_rate": rate,
+        **asdict(prediction),
         "measured_slope": slope,
         "fit_slope": fit,
         "measured_class": measured,

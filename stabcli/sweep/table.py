@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
-from stabcli.theory import exact, paper
-from stabcli.theory.agreement import PointOutcome
+from stabcli.theory import paper
+from stabcli.theory.agreement import PointOutcome, predict
 
 #: Documented columns of points.csv, in order (README, "Run directories").
 POINT_COLUMNS = (
@@ -36,17 +37,13 @@ POINT_COLUMNS = (
 
 
 def prediction_columns(beta: float, gamma: float, step: int) -> dict[str, Any]:
-    """Both theories' predictions for (β, γ) at the slope step."""
+    """Both conventions of the point and both theories' predictions at the slope step."""
     return {
         "beta": beta,
         "gamma": gamma,
         "torch_beta1": gamma,
         "torch_beta2": beta,
-        "c_value": paper.c_value(beta, gamma),
-        "paper_region": paper.region(beta, gamma).value,
-        "exact_stable": exact.exact_stable(beta, gamma),
-        "paper_rate": paper.paper_rate(beta, gamma),
-        "exact_rate": float(exact.exact_rate_at(beta, gamma, step)),
+        **asdict(predict(beta, gamma, step)),
     }
 
 

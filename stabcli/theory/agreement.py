@@ -13,10 +13,34 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from stabcli.theory import exact, paper
+
 #: Measured classes of a probe point.
 GROWING, BOUNDED, DIVERGED = "growing", "bounded", "diverged"
 #: Two predicted rates count as equally good when within this relative distance.
 RATE_TIE = 0.10
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Both theories' predictions for one point at the slope step (columns of points.csv)."""
+
+    c_value: float  # C(β, γ)
+    paper_region: str  # "B+", "B0" or "B-"
+    exact_stable: bool  # γ² < β
+    paper_rate: float  # |C|/2 in B−, else 0
+    exact_rate: float  # ρ_n at the slope step when γ² > β, else 0
+
+
+def predict(beta: float, gamma: float, step: int) -> Prediction:
+    """What the paper (Section 3.1) and the exact theory (THEORY.md) predict at step n."""
+    return Prediction(
+        c_value=paper.c_value(beta, gamma),
+        paper_region=paper.region(beta, gamma).value,
+        exact_stable=exact.exact_stable(beta, gamma),
+        paper_rate=paper.paper_rate(beta, gamma),
+        exact_rate=float(exact.exact_rate_at(beta, gamma, step)),
+    )
 
 
 @dataclass(frozen=True)
