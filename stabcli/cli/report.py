@@ -73,7 +73,7 @@ def report(
     if csv is not None:
         from stabcli.report.summary import table_csv
 
-        _emit(csv, table_csv(table), "CSV table")
+        _emit(csv, table_csv(get_table(run.points, human=False)), "CSV table")
     if markdown is not None:
         from stabcli.report.summary import table_markdown
 

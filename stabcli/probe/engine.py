@@ -74,10 +74,10 @@ def check_points(points: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.
     except (TypeError, ValueError):
         raise StabcliError("points must be (β, γ) pairs of numbers") from None
     beta, gamma = arr[:, 0], arr[:, 1]
-    bad = ~((beta >= 0) & (beta < 1) & (gamma >= 0) & (gamma < 1))
+    bad = ~((beta > 0) & (beta < 1) & (gamma >= 0) & (gamma < 1))
     if bad.any():
         b, g = arr[int(np.argmax(bad))]
-        raise StabcliError(f"point (β={b}, γ={g}) is outside 0 ≤ β < 1, 0 ≤ γ < 1")
+        raise StabcliError(f"point (β={b}, γ={g}) is outside 0 < β < 1, 0 ≤ γ < 1")
     return beta, gamma
 
 

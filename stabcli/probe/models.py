@@ -9,9 +9,11 @@ for CPU flash attention).
 
 The GPT follows nanoGPT's ``model.py``: token + position embeddings, pre-LayerNorm blocks
 of causal self-attention and a GELU MLP, a final LayerNorm and an output head tied to the
-token embedding. Dropout is applied, as in nanoGPT, after the embeddings and on both
-residual branches, with one mask per call shared by all points. nanoGPT's dropout on the
-attention probabilities is left out: fused attention cannot share its masks across points.
+token embedding. Dropout is applied, as in nanoGPT, after the embeddings, on the
+attention probabilities and on both residual branches, with one mask per call shared by
+all points. Fused attention cannot share its dropout mask across points, so while dropout
+is active attention is computed explicitly (softmax(QKᵀ/√D) with a shared mask); without
+dropout (evaluation, or dropout 0) the fused kernel runs.
 """
 
 from __future__ import annotations
@@ -111,8 +113,12 @@ class SharedDropout:
         self.p = p
         self.generator = generator
 
+    @property
+    def active(self) -> bool:
+        return self.generator is not None and self.p > 0.0
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # x: (P, *S)
-        if self.generator is None or self.p == 0.0:
+        if not self.active:
             return x
         noise = torch.rand(x.shape[1:], generator=self.generator, device=x.device)  # (*S)
         keep = (noise >= self.p).to(x.dtype) / (1.0 - self.p)
@@ -137,7 +143,9 @@ def _layer_norm(x: torch.Tensor, p: Params, name: str) -> torch.Tensor:
     return y if bias is None else y + bias[:, None, None, :]
 
 
-def _attention(x: torch.Tensor, p: Params, name: str, n_head: int) -> torch.Tensor:
+def _attention(
+    x: torch.Tensor, p: Params, name: str, n_head: int, drop: SharedDropout
+) -> torch.Tensor:
     """Causal self-attention; x (P, B, T, C) -> (P, B, T, C)."""
     n_pt, b, t, c = x.shape
     q, k, v = _linear(x, p, f"{name}.c_attn").split(c, dim=-1)  # 3 x (P, B, T, C)
@@ -145,7 +153,14 @@ def _attention(x: torch.Tensor, p: Params, name: str, n_head: int) -> torch.Tens
     def heads(z: torch.Tensor) -> torch.Tensor:  # -> (P·B, H, T, D): points folded into batch
         return z.reshape(n_pt * b, t, n_head, c // n_head).transpose(1, 2)
 
-    y = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), is_causal=True)
+    if drop.active:  # nanoGPT's attn_dropout, with one mask shared by all points
+        scores = heads(q) @ heads(k).transpose(-2, -1) / math.sqrt(c // n_head)  # (P·B, H, T, T)
+        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+        weights = scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)
+        weights = drop(weights.view(n_pt, b, n_head, t, t)).view(n_pt * b, n_head, t, t)
+        y = weights @ heads(v)
+    else:
+        y = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), is_causal=True)
     y = y.transpose(1, 2).reshape(n_pt, b, t, c)  # (P, B, T, C)
     return _linear(y, p, f"{name}.c_proj")
 
@@ -161,7 +176,8 @@ def gpt_loss(
     tok = F.embedding(x[None] + offsets[:, None, None], wte.reshape(n_pt * vocab, c))
     h = drop(tok + p["wpe"][:, None, :t])  # (P, B, T, C)
     for i in range(cfg.n_layer):
-        h = h + drop(_attention(_layer_norm(h, p, f"h.{i}.ln_1"), p, f"h.{i}.attn", cfg.n_head))
+        att = _attention(_layer_norm(h, p, f"h.{i}.ln_1"), p, f"h.{i}.attn", cfg.n_head, drop)
+        h = h + drop(att)
         a = F.gelu(_linear(_layer_norm(h, p, f"h.{i}.ln_2"), p, f"h.{i}.mlp.c_fc"))
         h = h + drop(_linear(a, p, f"h.{i}.mlp.c_proj"))
     h = _layer_norm(h, p, "ln_f")

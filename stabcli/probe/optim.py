@@ -21,13 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from stabcli.errors import StabcliError
 from stabcli.probe.config import TrainConfig
-
-
-def c_value(beta: np.ndarray, gamma: np.ndarray) -> np.ndarray:
-    """The paper's C(β, γ) = 2/γ − 1/β − 1 (THEORY.md); needed by the Appendix O schedule."""
-    return 2.0 / gamma - 1.0 / beta - 1.0
+from stabcli.theory.paper import annealed_lr
+from stabcli.theory.update import bias_correction, one_minus_power
 
 
 def lr_table(train: TrainConfig, beta: np.ndarray, gamma: np.ndarray) -> np.ndarray:
@@ -35,17 +31,16 @@ def lr_table(train: TrainConfig, beta: np.ndarray, gamma: np.ndarray) -> np.ndar
 
     ``constant``: η. ``cosine``: nanoGPT's linear warm-up to η, then cosine decay to
     ``min_lr`` at the last step (paper App. H, Figure 3). ``anneal``: paper App. O eq. (15),
-    η_n = η0 · exp(−n|C|/2), applied to points in B− (C < 0); B+ and B0 keep η0.
+    η_n = η0 · exp(−n|C|/2) for points in B− (:func:`stabcli.theory.paper.annealed_lr`).
     """
     n = np.arange(train.steps, dtype=np.float64)[:, None]  # (S, 1)
     ones = np.ones((1, len(beta)))
     if train.schedule == "constant":
         return train.lr * np.ones_like(n) * ones
     if train.schedule == "anneal":
-        if np.any(beta <= 0) or np.any(gamma <= 0):
-            raise StabcliError("schedule 'anneal' needs β > 0 and γ > 0 (C is undefined at 0)")
-        rate = np.maximum(-c_value(beta, gamma), 0.0)[None, :] / 2.0  # (1, P)
-        return train.lr * np.exp(-n * rate)
+        steps = np.arange(train.steps)
+        points = zip(beta.tolist(), gamma.tolist(), strict=True)
+        return np.stack([annealed_lr(train.lr, b, g, steps) for b, g in points], axis=1)
     warm = max(train.warmup_steps, 0)
     span = max(train.steps - 1 - warm, 1)
     progress = np.clip((n - warm) / span, 0.0, 1.0)
@@ -68,10 +63,11 @@ def adam_tables(
     train: TrainConfig, beta: np.ndarray, gamma: np.ndarray, device: torch.device, dtype
 ) -> AdamTables:
     """Build :class:`AdamTables` for points (β, γ) = (beta[i], gamma[i])."""
-    k = np.arange(1, train.steps + 1, dtype=np.float64)[:, None]  # n + 1, (S, 1)
-    bc2 = 1.0 - beta[None, :] ** k  # 1 − β^{n+1}, (S, P)
-    bc1 = 1.0 - gamma[None, :] ** k  # 1 − γ^{n+1}
-    corr = np.sqrt(bc2) / bc1
+    steps = np.arange(train.steps)
+    # (S, P) columns of corr_n and 1 − β^{n+1}, from the theory's closed forms
+    points = list(zip(beta.tolist(), gamma.tolist(), strict=True))
+    corr = np.stack([bias_correction(b, g, steps) for b, g in points], axis=1)
+    bc2 = np.stack([one_minus_power(b, steps) for b, _ in points], axis=1)
     eps = train.eps * (np.sqrt(bc2) if train.eps_placement == "torch" else np.ones_like(bc2))
     lr = lr_table(train, beta, gamma)
 

@@ -47,7 +47,8 @@ def shakespeare_path(data_path: str | None = None) -> Path:
                 raise StabcliError(f"tiny Shakespeare file {path} (from {origin}) does not exist")
             return path
     url = os.environ.get(ENV_URL) or DEFAULT_URL
-    logging.getLogger("pooch").setLevel(logging.WARNING)  # no chatter on stdout/stderr
+    logger = logging.getLogger("pooch")
+    was_disabled, logger.disabled = logger.disabled, True  # failures become our own error
     try:
         fetched = pooch.retrieve(
             url,
@@ -67,4 +68,6 @@ def shakespeare_path(data_path: str | None = None) -> Path:
         raise StabcliError(
             f"cannot download tiny Shakespeare from {url} ({reason}); {HOW_TO_PROVIDE}"
         ) from None
+    finally:
+        logger.disabled = was_disabled
     return Path(fetched)

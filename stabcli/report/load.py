@@ -238,6 +238,15 @@ def load_run(path: str | Path) -> RunData:
         value = measurement["measurement"].get("slope_at")
         slope_at = int(value) if isinstance(value, int | float) and math.isfinite(value) else None
     points = normalize_points(raw_points, slope_at)
+    traces = _normalize_traces(raw_traces, run.path / "traces")
+    evals = _normalize_evals(raw_evals, run.path / "evals")
+    if state is not None and state.planned:
+        # A run directory may also hold finished points of an earlier region with the same
+        # settings (they are kept for reuse); the report shows the region last swept.
+        wanted = set(state.planned)
+        points = points[points["point_id"].isin(wanted)].reset_index(drop=True)
+        traces = traces[traces["point_id"].isin(wanted)].reset_index(drop=True)
+        evals = evals[evals["point_id"].isin(wanted)].reset_index(drop=True)
     finished = len(points)
     planned = max(len(state.planned), finished) if state is not None else finished
     return RunData(
@@ -246,6 +255,6 @@ def load_run(path: str | Path) -> RunData:
         status=state.status if state is not None else "unknown",
         planned=planned,
         points=points,
-        traces=_normalize_traces(raw_traces, run.path / "traces"),
-        evals=_normalize_evals(raw_evals, run.path / "evals"),
+        traces=traces,
+        evals=evals,
     )

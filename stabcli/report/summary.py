@@ -124,13 +124,14 @@ def get_summary(run: RunData) -> ReportSummary:
     )
 
 
-def get_table(points: pd.DataFrame) -> pd.DataFrame:
-    """The per-point table (stored values, region order), with human headers."""
+def get_table(points: pd.DataFrame, human: bool = True) -> pd.DataFrame:
+    """The per-point table (stored values, region order), with human headers or, for
+    machine-readable exports, points.csv's column names."""
     columns = [c for c, _ in TABLE_COLUMNS if c in points]
     table = points[columns].copy()
     if "diverged_step" in table:
         table["diverged_step"] = table["diverged_step"].astype("Int64")
-    return table.rename(columns=dict(TABLE_COLUMNS))
+    return table.rename(columns=dict(TABLE_COLUMNS)) if human else table
 
 
 def format_cell(value: object, digits: int = 5) -> str:

@@ -128,14 +128,34 @@ class RunDir:
                 file.unlink()
 
     def _prune_orphans(self) -> None:
-        """Remove batch files of a killed batch (written, but never committed to points.csv)."""
-        committed = set(self.read_points().get(BATCH_COLUMN, pd.Series(dtype=str)).astype(str))
+        """Make the directory consistent before resuming.
+
+        Batch files of a killed batch (written, but never committed to points.csv) are
+        removed; rows whose batch file is missing or unreadable are dropped from points.csv,
+        so that those points run again.
+        """
+        points = self.read_points()
+        batches = points.get(BATCH_COLUMN, pd.Series("", index=points.index)).astype(str)
+        readable = {b for b in set(batches) if self._batch_readable(b)}
+        if not batches.isin(readable).all():
+            kept = points[batches.isin(readable)]
+            atomic_write(self.path / POINTS, lambda t: kept.to_csv(t, index=False))
+        committed = readable
         for folder in (TRACES, EVALS):
             for file in (self.path / folder).glob("*.parquet"):
                 if file.stem not in committed:
                     file.unlink()
             for tmp in (self.path / folder).glob(".tmp-*"):
                 tmp.unlink()
+
+    def _batch_readable(self, batch: str) -> bool:
+        try:
+            import pyarrow.parquet as pq
+
+            pq.read_metadata(self.path / TRACES / f"{batch}.parquet")
+        except Exception:  # missing, truncated or not Parquet at all
+            return False
+        return True
 
     # ----------------------------------------------------------------- reading
     def config(self) -> dict[str, Any]:
@@ -158,16 +178,27 @@ class RunDir:
         if not path.exists():
             return pd.DataFrame({ID_COLUMN: pd.Series(dtype=str)})
         try:
-            return pd.read_csv(path, dtype={ID_COLUMN: str, BATCH_COLUMN: str})
+            points = pd.read_csv(path, dtype={ID_COLUMN: str, BATCH_COLUMN: str})
         except (OSError, ValueError, pd.errors.ParserError) as err:
             raise StabcliError(f"{path} is unreadable or corrupt: {err}") from None
+        if ID_COLUMN not in points.columns:
+            raise StabcliError(f"{path} is corrupt: it has no {ID_COLUMN} column")
+        return points
 
     def finished_ids(self) -> set[str]:
         return set(self.read_points()[ID_COLUMN].astype(str))
 
     def _read_parts(self, folder: str) -> pd.DataFrame:
         files = sorted((self.path / folder).glob("*.parquet"))
-        committed = self.finished_ids()
+        points = self.read_points()
+        committed = set(points[ID_COLUMN].astype(str))
+        if folder == TRACES and BATCH_COLUMN in points:
+            missing = set(points[BATCH_COLUMN].astype(str)) - {f.stem for f in files}
+            if missing:
+                raise StabcliError(
+                    f"{self.path / folder} lacks {sorted(missing)[0]}.parquet of finished "
+                    "points; re-run the sweep to recompute them"
+                )
         if not files:
             return pd.DataFrame({ID_COLUMN: pd.Series(dtype=str)})
         try:

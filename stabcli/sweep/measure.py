@@ -51,7 +51,7 @@ class PointMeasurement:
     fit_slope: float  # least-squares slope of log u over n ± fit_half_width
     measured_class: str  # "growing", "bounded" or "diverged"
     diverged_step: int | None  # first step whose loss or update was not finite
-    bound_ratio_max: float  # max_n u_n / (exact bound_n + λ‖θ_n‖∞); never above 1
+    bound_ratio_max: float  # max_n u_n / (exact bound_n + λ‖θ_n‖∞); ≤ 1 up to float rounding
     max_tensor: str  # parameter tensor holding the max-update at the slope step
 
 

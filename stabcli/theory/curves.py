@@ -127,10 +127,11 @@ def level_section(
 
 
 def _check_span(span: tuple[float, float], name: str) -> tuple[float, float]:
-    lo, hi = sorted(float(x) for x in span)
+    lo, hi = (float(x) for x in span)
     if not (0.0 < lo < hi < 1.0):
         raise StabcliError(
-            f"--span must be two different beta values in (0, 1) on the {name}, got {span}"
+            f"--span must be B0:B1 with 0 < B0 < B1 < 1 (beta values on the {name}), "
+            f"got {lo:g}:{hi:g} (empty or inverted ranges are refused)"
         )
     return lo, hi
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +13,7 @@ from stabcli.errors import StabcliError
 from stabcli.probe import ProbeResult, load_preset, run_probes
 from stabcli.probe.data import BatchStream, load_dataset
 from stabcli.probe.models import SharedDropout, init_flat, loss_function, param_specs, unflatten
-from stabcli.probe.optim import c_value, lr_table
+from stabcli.probe.optim import lr_table
 from stabcli.theory.exact import exact_bound
 
 # (β, γ): B+ default, B+ but exactly unstable, B− near (1, 1), paper-B− yet exactly stable,
@@ -45,8 +44,7 @@ def _bound_holds(result: ProbeResult) -> None:
 )
 def test_exact_bound_holds_at_every_step(name: str, overrides: dict) -> None:
     preset = load_preset(name).with_overrides(eval_every=0, eval_batches=0, **overrides)
-    points = SPREAD if preset.train.schedule != "anneal" else SPREAD[:-1]  # C needs γ > 0
-    _bound_holds(run_probes(preset, points, device="cpu"))
+    _bound_holds(run_probes(preset, SPREAD, device="cpu"))  # γ = 0 included, anneal too
 
 
 def test_overflowing_point_is_frozen_and_others_finish() -> None:
@@ -136,7 +134,7 @@ def test_schedules() -> None:
         load_preset("mlp-synthetic").with_overrides(schedule="anneal").train, beta, gamma
     )
     assert np.all(anneal[:, 0] == 1e-3)  # B+: no annealing
-    c = c_value(beta[1], gamma[1])
+    c = 2 / gamma[1] - 1 / beta[1] - 1  # C(β, γ) by hand
     assert c < 0
     assert anneal[40, 1] == pytest.approx(1e-3 * math.exp(-40 * abs(c) / 2))  # App. O eq. 15
 
@@ -240,12 +238,24 @@ def test_parameter_names_are_readable_and_tied() -> None:
     assert mlp == ["fc.0.weight", "fc.0.bias", "fc.1.weight", "fc.1.bias", "out.weight", "out.bias"]
 
 
-def test_probe_package_is_a_leaf() -> None:
-    """probe depends on torch/numpy/pandas and stabcli.errors only, never on stabcli.theory."""
-    import stabcli.probe
+def test_attention_dropout_is_explicit_shared_across_points_and_exact_without_drops() -> None:
+    from stabcli.probe.models import SharedDropout, _attention
 
-    package = Path(stabcli.probe.__file__).parent
-    for source in package.glob("*.py"):
-        text = source.read_text()
-        for other in ("stabcli.theory", "stabcli.cli", "stabcli.sweep", "stabcli.report"):
-            assert other not in text, (source.name, other)
+    torch.manual_seed(0)
+    n_pt, b, t, c, heads = 3, 2, 5, 8, 2
+    one = {
+        "a.c_attn.weight": torch.randn(1, c, 3 * c, dtype=torch.float64),
+        "a.c_attn.bias": torch.randn(1, 3 * c, dtype=torch.float64),
+        "a.c_proj.weight": torch.randn(1, c, c, dtype=torch.float64),
+        "a.c_proj.bias": torch.randn(1, c, dtype=torch.float64),
+    }
+    params = {k: v.expand(n_pt, *v.shape[1:]).contiguous() for k, v in one.items()}
+    x = torch.randn(1, b, t, c, dtype=torch.float64).expand(n_pt, b, t, c)
+    fused = _attention(x, params, "a", heads, SharedDropout(0.0, None))
+    gen = torch.Generator().manual_seed(1)
+    explicit = _attention(x, params, "a", heads, SharedDropout(1e-300, gen))  # drops nothing
+    torch.testing.assert_close(explicit, fused, rtol=1e-12, atol=1e-12)
+    dropped = _attention(x, params, "a", heads, SharedDropout(0.5, gen))
+    assert not torch.allclose(dropped, fused)
+    for i in range(1, n_pt):  # same weights and inputs: the shared mask gives equal outputs
+        torch.testing.assert_close(dropped[i], dropped[0], rtol=0, atol=0)

@@ -111,11 +111,14 @@ def test_csv_and_markdown_exports(stabcli_main: Run, run_dir: Path, tmp_path: Pa
     code, stdout, _ = stabcli_main("report", run_dir, "--csv", csv, "--markdown", md)
     assert code == 0 and stdout == ""
     table = pd.read_csv(csv)
-    assert len(table) == 6 and {"β", "γ", "measured slope", "agrees with"} <= set(table.columns)
+    # CSV keeps points.csv's column names, for pipelines; Markdown is for people
+    assert len(table) == 6
+    assert {"beta", "gamma", "measured_slope", "agrees_with"} <= set(table.columns)
+    assert "| β | γ |" in md.read_text(encoding="utf-8")
     assert md.read_text(encoding="utf-8").count("\n") == 8
     code, stdout, _ = stabcli_main("report", run_dir, "--csv", "-")
     assert code == 0
-    assert stdout.splitlines()[0].startswith("position,β,γ")
+    assert stdout.splitlines()[0].startswith("position,beta,gamma")
 
 
 # --------------------------------------------------------------------------- partial

@@ -172,3 +172,23 @@ def test_atomic_files_get_ordinary_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_missing_or_corrupt_batch_file_is_an_error_then_rerun_on_resume(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "run", _config(), "settings")
+    run.commit_batch("batch-a", *_batch(["p1"]))
+    run.commit_batch("batch-b", *_batch(["p2"]))
+    (tmp_path / "run" / "traces" / "batch-a.parquet").unlink()
+    (tmp_path / "run" / "traces" / "batch-b.parquet").write_bytes(b"PAR1 truncated")
+    with pytest.raises(StabcliError, match=r"lacks batch-a\.parquet"):
+        run.read_traces()
+    resumed = RunDir.create(tmp_path / "run", _config(), "settings")
+    assert resumed.finished_ids() == set()  # both points will run again
+    assert list((tmp_path / "run" / "traces").iterdir()) == []
+
+
+def test_points_csv_without_ids_is_corrupt(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "run", _config(), "settings")
+    (tmp_path / "run" / "points.csv").write_text("beta\n0.9\n")
+    with pytest.raises(StabcliError, match="no point_id column"):
+        run.finished_ids()

@@ -1,0 +1,45 @@
+"""One direction of dependency: cli → (sweep, report) → (probe, store) → theory.
+
+theory is the pure-math foundation that everything may use (each formula in one place);
+probe, store, sweep and report never import upwards or sideways.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "stabcli"
+ALLOWED = {
+    "theory": {"theory", "errors"},
+    "store": {"store", "errors"},
+    "probe": {"probe", "theory", "errors"},
+    "sweep": {"sweep", "probe", "store", "theory", "errors"},
+    "report": {"report", "store", "theory", "errors"},
+}
+HEAVY = {"theory": {"torch", "pandas", "plotly"}, "store": {"torch", "plotly"}}
+
+
+def _imports(source: Path) -> set[str]:
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_layer_imports_only_what_lies_below(layer: str) -> None:
+    files = sorted((PACKAGE / layer).rglob("*.py"))
+    assert files, layer
+    for source in files:
+        for name in _imports(source):
+            parts = name.split(".")
+            if parts[0] == "stabcli" and len(parts) > 1 and parts[1] != "__init__":
+                assert parts[1] in ALLOWED[layer] | {"__version__"}, (source.name, name)
+            assert parts[0] not in HEAVY.get(layer, set()), (source.name, name)
