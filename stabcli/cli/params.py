@@ -32,7 +32,7 @@ def parse_torch_betas(text: str, option: str = "--torch-betas") -> HyperPoint:
     return HyperPoint.from_torch(beta1, beta2)
 
 
-def point_from_args(beta: float | None, gamma: float | None, torch_betas: str | None) -> HyperPoint:
+def point_from_args(beta: str | None, gamma: str | None, torch_betas: str | None) -> HyperPoint:
     """The one point given either as positional β γ or as --torch-betas B1,B2."""
     if torch_betas is not None:
         if beta is not None or gamma is not None:

@@ -31,7 +31,7 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` to fill a temporary file, then rename it onto ``path``.
 
     The file gets the permissions of an ordinary new file (mkstemp's are owner-only).

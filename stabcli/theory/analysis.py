@@ -102,7 +102,9 @@ class PointAnalysis:
             "paper": asdict(self.paper),
             "exact": asdict(self.exact),
         }
-        return _json_safe(out)
+        safe = _json_safe(out)
+        assert isinstance(safe, dict)
+        return safe
 
 
 def _json_safe(value: object) -> object:
