@@ -52,7 +52,8 @@ def run_with_progress(request: SweepRequest, quiet: bool) -> SweepOutcome:
             "command to resume"
         ) from None
     finally:
-        progress.stop()
+        if progress.live.is_started:
+            progress.stop()
 
 
 def _f(x: object, digits: int = 4) -> str:

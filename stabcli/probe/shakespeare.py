@@ -11,7 +11,6 @@ Order (THEORY.md, "The paper's experiments"; the project never ships the file):
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -47,7 +46,7 @@ def shakespeare_path(data_path: str | None = None) -> Path:
                 raise StabcliError(f"tiny Shakespeare file {path} (from {origin}) does not exist")
             return path
     url = os.environ.get(ENV_URL) or DEFAULT_URL
-    logger = logging.getLogger("pooch")
+    logger = pooch.get_logger()  # pooch builds its own Logger, outside logging.getLogger
     was_disabled, logger.disabled = logger.disabled, True  # failures become our own error
     try:
         fetched = pooch.retrieve(

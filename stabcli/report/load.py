@@ -18,28 +18,12 @@ import pandas as pd
 
 from stabcli.errors import StabcliError
 from stabcli.store import RunDir, find_latest_run
+from stabcli.store.schema import POINT_NUMBER_COLUMNS, POINT_TEXT_COLUMNS
 from stabcli.theory.agreement import predict
 
-#: points.csv columns read as numbers (non-numbers become NaN).
-NUMERIC_POINT_COLUMNS = (
-    "position",
-    "beta",
-    "gamma",
-    "torch_beta1",
-    "torch_beta2",
-    "c_value",
-    "paper_rate",
-    "exact_rate",
-    "measured_slope",
-    "fit_slope",
-    "diverged_step",
-    "bound_ratio_max",
-    "final_loss",
-    "best_test_loss",
-    "slope_step",
-)
-#: points.csv columns read as text (missing values become "").
-TEXT_POINT_COLUMNS = ("paper_region", "measured_class", "max_tensor", "agrees_with", "batch")
+#: points.csv columns read as numbers (non-numbers become NaN) and as text ("" if missing).
+NUMERIC_POINT_COLUMNS = POINT_NUMBER_COLUMNS
+TEXT_POINT_COLUMNS = (*(c for c in POINT_TEXT_COLUMNS if c != "point_id"), "batch")
 
 
 @dataclass(frozen=True)

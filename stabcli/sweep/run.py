@@ -17,9 +17,10 @@ import pandas as pd
 from stabcli import __version__
 from stabcli.probe import Preset, ProbeResult, run_probes
 from stabcli.store import RunDir, fingerprint, point_id
+from stabcli.store.schema import POINT_COLUMNS
 from stabcli.sweep.measure import MeasureSettings, measure_point
 from stabcli.sweep.regions import SweepRegion
-from stabcli.sweep.table import POINT_COLUMNS, outcome_of_row, prediction_columns
+from stabcli.sweep.table import outcome_of_row, prediction_columns
 from stabcli.theory.agreement import AgreementSummary, agrees_with, summarize
 
 SETTINGS_KEY = "settings"

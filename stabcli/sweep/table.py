@@ -10,31 +10,6 @@ from typing import Any
 from stabcli.theory import paper
 from stabcli.theory.agreement import PointOutcome, predict
 
-#: Documented columns of points.csv, in order (README, "Run directories").
-POINT_COLUMNS = (
-    "point_id",
-    "position",
-    "beta",
-    "gamma",
-    "torch_beta1",
-    "torch_beta2",
-    "c_value",
-    "paper_region",
-    "exact_stable",
-    "paper_rate",
-    "exact_rate",
-    "measured_slope",
-    "fit_slope",
-    "measured_class",
-    "diverged_step",
-    "bound_ratio_max",
-    "max_tensor",
-    "agrees_with",
-    "final_loss",
-    "best_test_loss",
-    "slope_step",
-)
-
 
 def prediction_columns(beta: float, gamma: float, step: int) -> dict[str, Any]:
     """Both conventions of the point and both theories' predictions at the slope step."""

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from stabcli.cli import main
-from stabcli.sweep.table import POINT_COLUMNS
+from stabcli.store.schema import POINT_COLUMNS
 
 FAST = ["--preset", "mlp-synthetic", "--steps", "60"]
 
