@@ -22,15 +22,28 @@ ALLOWED = {
 HEAVY = {"theory": {"torch", "pandas", "plotly"}, "store": {"torch", "plotly"}}
 
 
-def _imports(source: Path) -> set[str]:
-    tree = ast.parse(source.read_text(encoding="utf-8"))
+def _imports(source: Path, text: str | None = None) -> set[str]:
+    """Absolute names of every module ``source`` imports (relative imports resolved)."""
+    tree = ast.parse(source.read_text(encoding="utf-8") if text is None else text)
+    package = source.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]  # ("stabcli", ...)
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            base = list(package[: len(package) - node.level + 1]) if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            names.add(module)
+            if not node.module:  # from .. import x: x may itself be a module
+                names.update(f"{module}.{alias.name}" for alias in node.names)
     return names
+
+
+def test_relative_imports_are_resolved() -> None:
+    here = PACKAGE / "report" / "summary.py"
+    assert "stabcli.probe" in _imports(here, "from ..probe import engine\n")
+    assert "stabcli.sweep" in _imports(here, "from .. import sweep\n")
+    assert "stabcli.report.load" in _imports(here, "from .load import x\n")
 
 
 @pytest.mark.parametrize("layer", sorted(ALLOWED))

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 import stabcli.cli as cli
-from stabcli.cli.report import report
 from stabcli.report.synthetic import make_synthetic_run
 
 Run = Callable[..., tuple[int, str, str]]
@@ -21,13 +20,7 @@ Run = Callable[..., tuple[int, str, str]]
 
 @pytest.fixture
 def stabcli_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
-    """Call ``stabcli.cli.main(args)``; returns (exit code, stdout, stderr).
-
-    Registers ``report`` on the app for the test when the CLI does not (yet) register it.
-    """
-    if "report" not in [c.name for c in cli.app.registered_commands]:
-        monkeypatch.setattr(cli.app, "registered_commands", list(cli.app.registered_commands))
-        cli.app.command("report")(report)
+    """Call ``stabcli.cli.main(args)``; returns (exit code, stdout, stderr)."""
 
     def run(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
@@ -199,12 +192,16 @@ def test_unwritable_out_is_one_line_exit_2(stabcli_main: Run, run_dir: Path) -> 
     assert code == 2 and "cannot write" in _one_error_line(err)
 
 
-def test_help_does_not_import_pandas_or_plotly() -> None:
+def test_report_help_is_registered_and_imports_no_pandas_or_plotly() -> None:
     import subprocess
     import sys
 
     code = (
-        "import sys, stabcli.cli.report; "
-        "assert not {'pandas', 'plotly', 'numpy'} & set(sys.modules), sorted(sys.modules)"
+        "import sys\n"
+        "from stabcli.cli import main\n"
+        "assert main(['report', '--help']) == 0\n"
+        "assert not {'pandas', 'plotly', 'numpy'} & set(sys.modules), sorted(sys.modules)\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage: stabcli report" in proc.stdout and "--html" in proc.stdout

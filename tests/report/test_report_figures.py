@@ -105,6 +105,10 @@ def test_updates_info_decimates_keeps_divergence_and_drops_non_finite(run: RunDa
     row = run.points.iloc[0]
     expected = exact.exact_bound(row["beta"], row["gamma"], bounded.exact_bound.x.astype(int))
     np.testing.assert_allclose(bounded.exact_bound.y, expected)
+    steps = bounded.paper_bound.x.astype(int)
+    expected_paper = paper.paper_bound(row["beta"], row["gamma"], steps)
+    np.testing.assert_allclose(bounded.paper_bound.y, expected_paper)
+    assert not np.allclose(bounded.paper_bound.y, expected[: len(steps)])  # two distinct lines
 
 
 def test_updates_figure_colors_by_c_and_draws_bounds(run: RunData) -> None:
@@ -172,7 +176,10 @@ def test_test_loss_info_and_figure(run: RunData) -> None:
     assert [b.step for b in info.best_by] == [550]  # steps < 1000: only the last
     best = info.best_by[0]
     assert np.all(np.diff(best.c_value) >= 0)
-    np.testing.assert_allclose(np.sort(best.best), np.sort(run.points["best_test_loss"]))
+    # each point's own best test loss, paired with its own C (not just the same values)
+    by_c = dict(zip(run.points["c_value"], run.points["best_test_loss"], strict=True))
+    np.testing.assert_allclose(best.best, [by_c[c] for c in best.c_value])
+    assert len(set(np.round(best.best, 9))) > 1  # the pairing is observable
     fig = plot_test_loss(info)
     assert any(t.name == "best test loss by n = 550" for t in fig.data)
 

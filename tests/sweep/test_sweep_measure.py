@@ -125,3 +125,9 @@ def test_prediction_columns_round_trip_through_csv_strings() -> None:
     row.update(measured_class="bounded", measured_slope=0.0, exact_stable="True")
     outcome = outcome_of_row(row)
     assert outcome.paper_grows and not outcome.exact_grows
+
+
+def test_max_tensor_is_the_one_at_the_slope_step() -> None:
+    names = [f"t{i}" for i in range(STEPS)]
+    m = measure_point(0.5, 0.9, _trace(0.02), np.zeros(STEPS), names, None, SETTINGS)
+    assert m.max_tensor == f"t{SETTINGS.slope_at}"
