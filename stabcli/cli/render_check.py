@@ -60,14 +60,30 @@ def render_analysis(a: PointAnalysis, console: Console | None = None) -> None:
             highlight=False,
         )
     console.print(
-        f"memory correction β/(1−β) − γ/(1−γ) = {fmt(a.memory_coefficient)} "
-        "(× η: AdamW's implicit anti-penalty on ‖∇L‖₁)",
+        f"memory coefficient β/(1−β) − γ/(1−γ) = {fmt(a.memory_coefficient)} "
+        "(× η: anti-penalty on ‖∇L‖₁)",
         highlight=False,
     )
     style = (
         "bold yellow" if not a.theories_agree else ("bold green" if a.exact.stable else "bold red")
     )
     console.print(f"[{style}]{a.verdict}[/]", highlight=False)
+    hint = _torch_order_hint(a)
+    if hint:
+        console.print(hint, highlight=False)
+
+
+def _torch_order_hint(a: PointAnalysis) -> str:
+    """A hint when the point looks typed in PyTorch's order (beta1 beta2) by habit."""
+    typical = min(a.beta, a.gamma) >= 0.8  # both look like Adam betas
+    swapped_stable = a.gamma > a.beta and a.beta * a.beta < a.gamma
+    if a.exact.stable or not (typical and swapped_stable):
+        return ""
+    return (
+        "Typed PyTorch's order by habit? BETA GAMMA is the paper's order (β = beta2).\n"
+        f"For Adam(betas=({a.beta:g}, {a.gamma:g})) run: "
+        f"stabcli check --torch-betas {a.beta:g},{a.gamma:g}"
+    )
 
 
 def render_kadam(

@@ -61,10 +61,14 @@ def report(
     """Report on a sweep: agreement of both theories with the measurements, and figures.
 
     Without options it prints the summary and the per-point table. Example:
-    `stabcli report runs/2025-01-01T12-00-00 --html` writes runs/…/report.html.
+    `stabcli report runs/20261122-224724 --html` writes runs/20261122-224724/report.html.
     """
     from stabcli.report import get_summary, get_table, load_run, resolve_run_dir
 
+    if csv == "-" and markdown == "-":
+        from stabcli.errors import StabcliError
+
+        raise StabcliError("--csv - and --markdown - would both write to stdout; give one a file")
     run = load_run(resolve_run_dir(run_dir))
     summary = get_summary(run)
     if summary.partial:
@@ -87,8 +91,6 @@ def report(
     if not (html or out is not None or csv is not None or markdown is not None):
         from rich.console import Console
 
-        from stabcli.report.terminal import render_summary, render_table
+        from stabcli.report.terminal import render_run
 
-        console = Console()
-        render_summary(summary, console)
-        render_table(table, console)
+        render_run(run, Console())

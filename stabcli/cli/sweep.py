@@ -71,7 +71,10 @@ def sweep(
     ] = None,
     points_file: Annotated[
         Path | None,
-        typer.Option(help="CSV with columns beta,gamma.", rich_help_panel=REGION),
+        typer.Option(
+            help="CSV with columns beta,gamma (or torch_beta1,torch_beta2).",
+            rich_help_panel=REGION,
+        ),
     ] = None,
     preset: Annotated[
         str, typer.Option(help="Preset name or TOML path.", rich_help_panel=TRAINING)
@@ -79,9 +82,24 @@ def sweep(
     data: Annotated[
         Path | None, typer.Option(help="Path of the data file.", rich_help_panel=TRAINING)
     ] = None,
-    steps: Annotated[int | None, typer.Option(min=12, rich_help_panel=TRAINING)] = None,
-    lr: Annotated[float | None, typer.Option(min=0.0, rich_help_panel=TRAINING)] = None,
-    seed: Annotated[int | None, typer.Option(rich_help_panel=TRAINING)] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            min=12,
+            help="Optimizer steps per point (>= 12: the slope needs n ± 5).",
+            rich_help_panel=TRAINING,
+        ),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(help="Learning rate η (η0 of a schedule), > 0.", rich_help_panel=TRAINING),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed of the initial weights, batches and dropout masks.", rich_help_panel=TRAINING
+        ),
+    ] = None,
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda, cuda:N or mps.", rich_help_panel=TRAINING)
     ] = None,

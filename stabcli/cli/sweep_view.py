@@ -8,8 +8,14 @@ import math
 from dataclasses import asdict
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from stabcli.errors import Interrupted
 from stabcli.sweep.run import SweepOutcome, SweepRequest, run_sweep
@@ -27,6 +33,9 @@ def run_with_progress(request: SweepRequest, quiet: bool) -> SweepOutcome:
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("point-steps"),
+        TextColumn("elapsed"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
         TimeRemainingColumn(),
         console=err,
         disable=quiet,
@@ -65,8 +74,7 @@ def _f(x: object, digits: int = 4) -> str:
 
 
 def show_outcome(outcome: SweepOutcome, as_json: bool, quiet: bool) -> None:
-    """The per-point table and the headline (or one JSON object)."""
-    out = Console()
+    """The per-point table and the headline, as `stabcli report` prints them (or JSON)."""
     if as_json:
         points = json.loads(outcome.points.to_json(orient="records"))
         payload = {
@@ -78,44 +86,15 @@ def show_outcome(outcome: SweepOutcome, as_json: bool, quiet: bool) -> None:
         }
         print(json.dumps(_json_safe(payload), indent=2))
         return
-    if not quiet:
-        out.print(points_table(outcome))
-    out.print(f"[bold]{outcome.summary.sentence()}[/]", highlight=False)
-    ratio = outcome.points["bound_ratio_max"].max()
-    check = "within the exact bound" if not ratio > 1 + 1e-5 else "ABOVE the exact bound: a bug"
-    out.print(f"largest max-update / exact bound: {_f(ratio, 7)} ({check})", highlight=False)
-    out.print(f"run directory: {outcome.run.path}", highlight=False)
+    from stabcli.report import load_run
+    from stabcli.report.summary import get_summary
+    from stabcli.report.terminal import render_run, render_summary
 
-
-def _rate(x: float) -> str:
-    return "–" if x is None or math.isnan(x) else f"{x:.4f}"
-
-
-def points_table(outcome: SweepOutcome) -> Table:
-    """One row per point: prediction of both theories beside the measurement."""
-    table = Table(
-        header_style="bold",
-        title="β = torch beta2, γ = torch beta1; growth rates of log‖u_n‖∞ per step",
-    )
-    for name in ("β", "γ", "C", "paper", "exact", "slope", "class", "agrees"):
-        table.add_column(name, justify="right")
-    for r in outcome.points.to_dict("records"):
-        cls = r["measured_class"]
-        if cls == "diverged":
-            cls = f"diverged@{r['diverged_step']}"
-        paper = _rate(r["paper_rate"]) if r["paper_region"] == "B-" else r["paper_region"]
-        exact = "stable" if r["exact_stable"] else _rate(r["exact_rate"])
-        table.add_row(
-            _f(r["beta"], 5),
-            _f(r["gamma"], 5),
-            _f(r["c_value"], 3),
-            paper,
-            exact,
-            _rate(r["measured_slope"]),
-            cls,
-            r["agrees_with"],
-        )
-    return table
+    run = load_run(outcome.run.path)
+    if quiet:
+        render_summary(get_summary(run), Console())
+    else:
+        render_run(run, Console())
 
 
 def _json_safe(value: object) -> object:

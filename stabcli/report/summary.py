@@ -44,6 +44,19 @@ TABLE_COLUMNS = (
 )
 
 
+#: Measured/bound ratios up to this count as within float rounding (float32's ε is 1.2e-7).
+BOUND_RATIO_TOLERANCE = 1e-6
+
+
+def bound_verdict(ratio: float) -> str:
+    """Words for the largest measured/exact-bound ratio, which may never exceed 1."""
+    if ratio <= 1.0:
+        return "within the exact bound"
+    if ratio <= 1.0 + BOUND_RATIO_TOLERANCE:
+        return "within the exact bound up to float rounding"
+    return "ABOVE the exact bound: a bug in the probe"
+
+
 @dataclass(frozen=True)
 class ReportSummary:
     """The headline of a report: what was run, how much of it, and how the theories fared."""
@@ -80,25 +93,19 @@ class ReportSummary:
             counts = ", ".join(f"{k} {v}" for k, v in self.agrees_with.items())
             out.append(f"measurement agreed with: {counts}")
         if math.isfinite(self.max_bound_ratio):
-            verdict = "ok" if self.max_bound_ratio <= 1 + 1e-6 else "EXCEEDS the exact bound"
             out.append(
-                f"largest measured/exact-bound ratio: {self.max_bound_ratio:.4g} ({verdict})"
+                f"largest max-update / exact bound: {self.max_bound_ratio:.9g} "
+                f"({bound_verdict(self.max_bound_ratio)})"
             )
         return out
 
 
 def _outcomes(points: pd.DataFrame) -> list[PointOutcome]:
+    """Scored points: those with a measured class."""
     return [
-        PointOutcome(
-            paper_grows=row.paper_region == "B-",
-            exact_grows=not bool(row.exact_stable) if not pd.isna(row.exact_stable) else False,
-            paper_rate=float(row.paper_rate),
-            exact_rate=float(row.exact_rate),
-            measured_class=str(row.measured_class),
-            measured_slope=float(row.measured_slope),
-        )
-        for row in points.itertuples(index=False)
-        if row.measured_class  # a point without a measured class is not scored
+        PointOutcome.from_row(row)
+        for row in points.to_dict("records")
+        if row["measured_class"] and not pd.isna(row["exact_stable"])
     ]
 
 

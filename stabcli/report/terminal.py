@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from stabcli.report.summary import ReportSummary, format_cell
+from stabcli.report.load import RunData
+from stabcli.report.summary import ReportSummary, format_cell, get_summary, get_table
 
 #: Table columns for a terminal, most important first: as many as fit the width are shown
 #: (in table order); the exports (--csv, --markdown) always hold them all.
@@ -16,15 +19,18 @@ TERMINAL_PRIORITY = {  # table column: short header
     "C": "C",
     "measured": "measured",
     "measured slope": "slope",
-    "paper rate |C|/2": "paper |C|/2",
-    "exact rate ρ_n": "exact ρ_n",
+    "exact rate ρ_n": "ρ_n",
+    "paper rate |C|/2": "|C|/2",
     "agrees with": "agrees",
-    "diverged at": "diverged at",
-    "paper region": "paper",
-    "exact stable": "exact stable",
+    "diverged at": "diverged",
+    "fit slope": "fit",
     "max u/bound": "u/bound",
     "max tensor": "max tensor",
+    "paper region": "paper",
+    "exact stable": "exact stable",
 }
+#: Rates and C read best with fixed decimals (and stay narrow).
+FIXED_DECIMALS = {"C", "measured slope", "fit slope", "exact rate ρ_n", "paper rate |C|/2"}
 _COLORS = {"growing": "red", "diverged": "bold red", "bounded": "green"}
 _PADDING = 3  # a cell's border and padding, in characters
 
@@ -50,14 +56,29 @@ def _fitting_columns(cells: dict[str, list[str]], width: int) -> list[str]:
     return chosen
 
 
-def render_table(table: pd.DataFrame, console: Console) -> None:
+def _cell(column: str, value: object) -> str:
+    if column in FIXED_DECIMALS and isinstance(value, float) and math.isfinite(value):
+        return f"{value:.4f}"
+    return format_cell(value, digits=5)
+
+
+def render_table(table: pd.DataFrame, console: Console, slope_step: int | None = None) -> None:
     """The per-point table: the columns that fit the console, measured class colored."""
-    cells = {c: [format_cell(v, digits=4) for v in table[c]] for c in table.columns}
+    cells = {c: [_cell(c, v) for v in table[c]] for c in table.columns}
     shown = set(_fitting_columns(cells, console.width))
     columns = [c for c in table.columns if c in shown]
     hidden = len([c for c in TERMINAL_PRIORITY if c in cells]) - len(columns)
-    caption = f"{hidden} column(s) hidden for width: see --csv or --markdown" if hidden else None
-    out = Table(show_header=True, header_style="bold", caption=caption)
+    at = f" at n = {slope_step}" if slope_step is not None else ""
+    notes = [
+        f"rates per step{at}: slope measured (App. H), ρ_n exact, |C|/2 paper",
+        "measured class: from the least-squares slope around that step",
+        f"{hidden} column(s) hidden for width: see --csv or --markdown" if hidden else "",
+    ]
+    title = "β = torch beta2, γ = torch beta1"
+    caption = "\n".join(n for n in notes if n)
+    out = Table(
+        show_header=True, header_style="bold", title=title, caption=caption, caption_justify="left"
+    )
     for column in columns:
         numeric = pd.api.types.is_numeric_dtype(table[column]) and column != "exact stable"
         out.add_column(
@@ -71,3 +92,10 @@ def render_table(table: pd.DataFrame, console: Console) -> None:
             row.append(f"[{color}]{text}[/]" if color else text)
         out.add_row(*row)
     console.print(out)
+
+
+def render_run(run: RunData, console: Console) -> None:
+    """What `stabcli report` (and a finished `stabcli sweep`) prints: table, then headline."""
+    steps = run.points["slope_step"].dropna().tolist() if "slope_step" in run.points else []
+    render_table(get_table(run.points), console, int(steps[0]) if steps else None)
+    render_summary(get_summary(run), console)

@@ -126,6 +126,11 @@ def read_points_file(path: Path) -> SweepRegion:
     columns = set(rows[0])
     points = []
     for i, row in enumerate(rows, start=2):
+        if None in row.values() or None in row:
+            raise StabcliError(
+                f"--points-file {path}, line {i}: expected one value per column "
+                f"({','.join(rows[0])}), got a different number"
+            )
         try:
             if {"beta", "gamma"} <= columns:
                 points.append(HyperPoint(float(row["beta"]), float(row["gamma"])))

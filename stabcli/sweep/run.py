@@ -20,8 +20,8 @@ from stabcli.store import RunDir, fingerprint, point_id
 from stabcli.store.schema import POINT_COLUMNS
 from stabcli.sweep.measure import MeasureSettings, measure_point
 from stabcli.sweep.regions import SweepRegion
-from stabcli.sweep.table import outcome_of_row, prediction_columns
-from stabcli.theory.agreement import AgreementSummary, agrees_with, summarize
+from stabcli.sweep.table import prediction_columns
+from stabcli.theory.agreement import AgreementSummary, PointOutcome, agrees_with, summarize
 
 SETTINGS_KEY = "settings"
 
@@ -120,7 +120,7 @@ def _rows_for_batch(
             "best_test_loss": math.nan,
             "slope_step": measure.slope_at,
         }
-        row["agrees_with"] = agrees_with(outcome_of_row(row))
+        row["agrees_with"] = agrees_with(PointOutcome.from_row(row))
         rows.append(row)
     points = pd.DataFrame(rows)[list(POINT_COLUMNS)]
     points["diverged_step"] = points["diverged_step"].astype("Int64")
@@ -189,7 +189,7 @@ def run_sweep(
         raise
     run.write_state("complete", ids)
     table = run.read_points().set_index("point_id").loc[ids].reset_index()
-    summary = summarize(outcome_of_row(r) for r in table.to_dict("records"))
+    summary = summarize(PointOutcome.from_row(r) for r in table.to_dict("records"))
     return SweepOutcome(run, table, summary, n_run=len(todo), n_reused=len(ids) - len(todo))
 
 

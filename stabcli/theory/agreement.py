@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from stabcli.theory import exact, paper
 
@@ -57,6 +58,28 @@ class PointOutcome:
     @property
     def measured_grows(self) -> bool:
         return self.measured_class in (GROWING, DIVERGED)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> PointOutcome:
+        """A points.csv row (as a mapping; text, numbers or booleans) as an outcome."""
+        stable = row["exact_stable"]
+        if isinstance(stable, str):
+            stable = stable.strip().lower() == "true"
+        return cls(
+            paper_grows=row["paper_region"] == paper.Region.B_MINUS.value,
+            exact_grows=not bool(stable),
+            paper_rate=_float(row["paper_rate"]),
+            exact_rate=_float(row["exact_rate"]),
+            measured_class=str(row["measured_class"]),
+            measured_slope=_float(row["measured_slope"]),
+        )
+
+
+def _float(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def relative_error(predicted: float, measured: float) -> float:

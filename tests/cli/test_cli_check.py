@@ -189,3 +189,10 @@ def test_check_and_help_import_no_heavy_modules(args: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY=\n" in proc.stdout
+
+
+def test_pytorch_order_typed_by_habit_gets_a_hint() -> None:
+    assert "--torch-betas 0.9,0.999" in _check("0.9", "0.999")
+    assert "PyTorch's order by habit" in _check("0.9", "0.95")
+    assert "by habit" not in _check("0.5", "0.9")  # not Adam-like numbers: no guess
+    assert "by habit" not in _check("0.999", "0.9")  # stable as typed

@@ -205,3 +205,8 @@ def test_report_help_is_registered_and_imports_no_pandas_or_plotly() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "Usage: stabcli report" in proc.stdout and "--html" in proc.stdout
+
+
+def test_two_tables_to_stdout_are_refused(stabcli_main: Run, run_dir: Path) -> None:
+    code, stdout, err = stabcli_main("report", run_dir, "--csv", "-", "--markdown", "-")
+    assert code == 2 and stdout == "" and "both write to stdout" in _one_error_line(err)

@@ -9,7 +9,7 @@ import pytest
 
 from stabcli.errors import StabcliError
 from stabcli.sweep.measure import MeasureSettings, fitted_slope, measure_point
-from stabcli.sweep.table import outcome_of_row, prediction_columns
+from stabcli.sweep.table import prediction_columns
 from stabcli.theory.agreement import PointOutcome, agrees_with, summarize
 from stabcli.theory.exact import exact_bound
 
@@ -123,7 +123,7 @@ def test_prediction_columns_round_trip_through_csv_strings() -> None:
     assert row["paper_region"] == "B-" and row["exact_stable"] is True
     assert row["torch_beta1"] == 0.6 and row["torch_beta2"] == 0.4
     row.update(measured_class="bounded", measured_slope=0.0, exact_stable="True")
-    outcome = outcome_of_row(row)
+    outcome = PointOutcome.from_row(row)
     assert outcome.paper_grows and not outcome.exact_grows
 
 

@@ -121,3 +121,10 @@ def test_bad_span_is_an_error() -> None:
 def test_region_positions_are_finite() -> None:
     region = curve_region("normal-curve", HyperPoint(0.95, 0.9), 7)
     assert all(math.isfinite(x) for x in region.positions)
+
+
+def test_points_file_row_with_missing_value_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "short.csv"
+    path.write_text("beta,gamma\n0.9,0.5\n0.95\n")
+    with pytest.raises(StabcliError, match="line 3: expected one value per column"):
+        read_points_file(path)
