@@ -103,6 +103,13 @@ def sweep(
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda, cuda:N or mps.", rich_help_panel=TRAINING)
     ] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(
+            help="float32 (default), float64, or bfloat16 (autocast on CUDA; state in float32).",
+            rich_help_panel=TRAINING,
+        ),
+    ] = None,
     points_per_batch: Annotated[
         int | None,
         typer.Option(min=1, help="Points per vectorized batch.", rich_help_panel=TRAINING),
@@ -163,6 +170,7 @@ def sweep(
         steps=steps,
         lr=lr,
         seed=seed,
+        dtype=dtype,
         device=device,
         points_per_batch=points_per_batch,
         slope_at=slope_at,

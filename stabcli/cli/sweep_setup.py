@@ -74,6 +74,7 @@ def build_request(
     steps: int | None,
     lr: float | None,
     seed: int | None,
+    dtype: str | None,
     device: str | None,
     points_per_batch: int | None,
     slope_at: int | None,
@@ -86,7 +87,7 @@ def build_request(
 
     overrides: dict[str, Any] = {
         key: value
-        for key, value in (("steps", steps), ("lr", lr), ("seed", seed))
+        for key, value in (("steps", steps), ("lr", lr), ("seed", seed), ("dtype", dtype))
         if value is not None
     }
     if data is not None:

@@ -25,8 +25,8 @@ def resolve_device(device: str | None) -> torch.device:
         return torch.device("cpu")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise StabcliError(f"bad device {device!r} ({err}); use cpu, cuda, cuda:N or mps") from None
+    except (RuntimeError, TypeError):
+        raise StabcliError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise StabcliError(f"device {device!r} requested but CUDA is not available here")

@@ -146,9 +146,11 @@ def run_sweep(
     (re-running the same command resumes it) and re-raises.
     """
     from stabcli.probe.data import load_dataset
-    from stabcli.probe.device import resolve_device
+    from stabcli.probe.device import resolve_device, resolve_dtype
 
-    device = resolve_device(request.device).type  # bad device: one-line error, nothing written
+    resolved = resolve_device(request.device)  # bad device: one-line error, nothing written
+    resolve_dtype(request.preset, resolved)  # e.g. bfloat16 off CUDA: the same
+    device = resolved.type
     load_dataset(request.preset)  # missing data: one-line error before the run dir is touched
     settings = settings_of(request)
     fp = fingerprint(settings)

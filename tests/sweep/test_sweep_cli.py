@@ -133,6 +133,8 @@ BAD = {
     "bad-through": (["--through", "0.9,1.2"], "gamma"),
     "bad-slope-at": (["--point", "0.9,0.5", "--steps", "60", "--slope-at", "58"], "--slope-at"),
     "bad-device": (["--point", "0.9,0.5", "--device", "tpu"], "device"),
+    "bf16-on-cpu": (["--point", "0.9,0.5", "--device", "cpu", "--dtype", "bfloat16"], "CUDA"),
+    "bad-dtype": (["--point", "0.9,0.5", "--dtype", "float8"], "float64"),
 }
 
 
