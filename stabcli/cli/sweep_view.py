@@ -65,14 +65,6 @@ def run_with_progress(request: SweepRequest, quiet: bool) -> SweepOutcome:
             progress.stop()
 
 
-def _f(x: object, digits: int = 4) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{digits}g}"
-    return str(x)
-
-
 def show_outcome(outcome: SweepOutcome, as_json: bool, quiet: bool) -> None:
     """The per-point table and the headline, as `stabcli report` prints them (or JSON)."""
     if as_json:

@@ -56,12 +56,6 @@ class RunData:
         return str(text) if text else "unknown region"
 
     @property
-    def region_kind(self) -> str:
-        region = self.config.get("region")
-        kind = region.get("kind") if isinstance(region, dict) else None
-        return str(kind) if kind else ""
-
-    @property
     def through(self) -> tuple[float, float] | None:
         """The (β, γ) the region's curve passes through, when config.json names one."""
         region = self.config.get("region")

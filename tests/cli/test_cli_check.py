@@ -177,7 +177,10 @@ def test_real_process_check_and_version() -> None:
     assert version.returncode == 0 and version.stdout.startswith("stabcli ")
 
 
-@pytest.mark.parametrize("args", [["check", "0.95", "0.9"], ["--help"], ["check", "-h"]])
+@pytest.mark.parametrize(
+    "args",
+    [["check", "0.95", "0.9"], ["--help"], ["check", "-h"], ["sweep", "-h"], ["presets", "-h"]],
+)
 def test_check_and_help_import_no_heavy_modules(args: list[str]) -> None:
     code = (
         "import sys\n"
