@@ -240,3 +240,40 @@ def test_report_shows_only_the_region_last_swept(
     assert main(["report", str(out), "--csv", "-"]) == 0
     table = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert list(zip(table["beta"], table["gamma"], strict=True)) == [(0.95, 0.7)]
+
+
+def test_rerun_without_out_finds_its_own_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = [*FAST, "--point", "0.9,0.5", "--point", "0.99,0.9", "--json"]
+    first = json.loads(_sweep(args, capsys)[1])
+    other = json.loads(_sweep([*FAST, "--point", "0.8,0.5", "--json"], capsys)[1])
+    again = json.loads(_sweep(args, capsys)[1])
+    assert (again["points_run"], again["points_reused"]) == (0, 2)
+    assert again["run_dir"] == first["run_dir"] != other["run_dir"]
+    assert Path(first["run_dir"]).parent.resolve() == (tmp_path / "runs").resolve()
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_the_rerun_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "stabcli", "sweep", "--preset", "mlp-synthetic", "--steps", "200",
+        "--grid", "0.6:0.99:3,0.5:0.9:2", "--points-per-batch", "1", "--out", str(out),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ((out / "points.csv").exists() and len(pd.read_csv(out / "points.csv")) >= 1):
+        assert proc.poll() is None, "the sweep finished before it could be interrupted"
+        assert time.monotonic() < deadline, "no batch was committed in time"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "re-run the same command to resume" in err
+    assert "Traceback" not in err
+    assert json.loads((out / "state.json").read_text())["status"] == "interrupted"
+    kept = len(pd.read_csv(out / "points.csv"))
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and f"{kept} point(s) already finished" in done.stderr
+    assert len(pd.read_csv(out / "points.csv")) == 6
