@@ -3,6 +3,7 @@ command-line option, then preset, then default."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,5 @@ def build_request(
         overwrite=overwrite,
     )
     if out is None:
-        path, _ = default_run_dir(request)
-        request = SweepRequest(**{**request.__dict__, "out": path})
+        request = dataclasses.replace(request, out=default_run_dir(request))
     return request

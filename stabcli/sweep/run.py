@@ -195,8 +195,8 @@ def run_sweep(
     return SweepOutcome(run, table, summary, n_run=len(todo), n_reused=len(ids) - len(todo))
 
 
-def default_run_dir(request: SweepRequest, root: Path = Path("runs")) -> tuple[Path, bool]:
-    """Where a sweep without --out writes, and whether that run already exists.
+def default_run_dir(request: SweepRequest, root: Path = Path("runs")) -> Path:
+    """Where a sweep without --out writes.
 
     The newest run under ``root`` with the same settings and region is reused, so that
     re-running the same command resumes it; otherwise a new ``root/<timestamp>``.
@@ -212,10 +212,10 @@ def default_run_dir(request: SweepRequest, root: Path = Path("runs")) -> tuple[P
         if config.get("settings_fingerprint") == fp and config.get("region") == region:
             matches.append(config_path.parent)
     if matches:
-        return max(matches, key=lambda p: (p / "config.json").stat().st_mtime), True
+        return max(matches, key=lambda p: (p / "config.json").stat().st_mtime)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     path, n = root / stamp, 1
     while path.exists():
         n += 1
         path = root / f"{stamp}-{n}"
-    return path, False
+    return path
