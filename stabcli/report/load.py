@@ -147,48 +147,30 @@ def normalize_points(raw: pd.DataFrame, slope_at: int | None = None) -> pd.DataF
     return points.reset_index(drop=True)
 
 
-def _normalize_traces(raw: pd.DataFrame, where: Path) -> pd.DataFrame:
+def _normalize_records(
+    raw: pd.DataFrame, where: Path, value: str, text: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Per-step records (point_id, step, ``value``, ``text`` columns), typed and sorted.
+
+    Rows without a numeric step are dropped, non-numeric values become NaN and missing
+    text columns become "" (so figures never look a column up and fail).
+    """
+    required = ("point_id", "step", value)
     if raw.empty:
-        return pd.DataFrame(
-            {
-                "point_id": pd.Series(dtype=str),
-                "step": pd.Series(dtype=int),
-                "max_update": pd.Series(dtype=float),
-                "max_tensor": pd.Series(dtype=str),
-            }
-        )
-    missing = [c for c in ("point_id", "step", "max_update") if c not in raw.columns]
+        dtypes = {"point_id": str, "step": int, value: float, **dict.fromkeys(text, str)}
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
+    missing = [c for c in required if c not in raw.columns]
     if missing:
         raise StabcliError(f"{where} is corrupt: missing column(s) {', '.join(missing)}")
-    traces = raw.copy()
-    traces["point_id"] = traces["point_id"].astype(str)
-    traces["step"] = pd.to_numeric(traces["step"], errors="coerce")
-    traces["max_update"] = pd.to_numeric(traces["max_update"], errors="coerce").astype(float)
-    traces = traces[traces["step"].notna()].astype({"step": int})
-    if "max_tensor" not in traces:
-        traces["max_tensor"] = ""
-    traces["max_tensor"] = traces["max_tensor"].fillna("").astype(str)
-    return traces.sort_values(["point_id", "step"], kind="stable").reset_index(drop=True)
-
-
-def _normalize_evals(raw: pd.DataFrame, where: Path) -> pd.DataFrame:
-    if raw.empty:
-        return pd.DataFrame(
-            {
-                "point_id": pd.Series(dtype=str),
-                "step": pd.Series(dtype=int),
-                "test_loss": pd.Series(dtype=float),
-            }
-        )
-    missing = [c for c in ("point_id", "step", "test_loss") if c not in raw.columns]
-    if missing:
-        raise StabcliError(f"{where} is corrupt: missing column(s) {', '.join(missing)}")
-    evals = raw[["point_id", "step", "test_loss"]].copy()
-    evals["point_id"] = evals["point_id"].astype(str)
-    evals["step"] = pd.to_numeric(evals["step"], errors="coerce")
-    evals["test_loss"] = pd.to_numeric(evals["test_loss"], errors="coerce").astype(float)
-    evals = evals[evals["step"].notna()].astype({"step": int})
-    return evals.sort_values(["point_id", "step"], kind="stable").reset_index(drop=True)
+    records = raw.copy()
+    records["point_id"] = records["point_id"].astype(str)
+    records["step"] = pd.to_numeric(records["step"], errors="coerce")
+    records[value] = pd.to_numeric(records[value], errors="coerce").astype(float)
+    records = records[records["step"].notna()].astype({"step": int})
+    for column in text:
+        column_values = records[column] if column in records else pd.Series("", index=records.index)
+        records[column] = column_values.fillna("").astype(str)
+    return records.sort_values(["point_id", "step"], kind="stable").reset_index(drop=True)
 
 
 def resolve_run_dir(run_dir: str | Path | None, root: str | Path = "runs") -> Path:
@@ -216,8 +198,8 @@ def load_run(path: str | Path) -> RunData:
         value = measurement["measurement"].get("slope_at")
         slope_at = int(value) if isinstance(value, int | float) and math.isfinite(value) else None
     points = normalize_points(raw_points, slope_at)
-    traces = _normalize_traces(raw_traces, run.path / "traces")
-    evals = _normalize_evals(raw_evals, run.path / "evals")
+    traces = _normalize_records(raw_traces, run.path / "traces", "max_update", ("max_tensor",))
+    evals = _normalize_records(raw_evals, run.path / "evals", "test_loss")
     if state is not None and state.planned:
         # A run directory may also hold finished points of an earlier region with the same
         # settings (they are kept for reuse); the report shows the region last swept.

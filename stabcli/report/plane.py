@@ -9,7 +9,7 @@ near (1, 1), where the paper's experiments live.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -155,48 +155,31 @@ def plot_plane(info: PlaneInfo) -> go.Figure:
         )
     )
     lo, hi = value_range(c.value for c in info.level_curves)
-    for curve, color in zip(
-        info.level_curves,
-        colors_for([c.value for c in info.level_curves], lo, hi, C_COLORSCALE),
-        strict=True,
-    ):
+    level_colors = colors_for([c.value for c in info.level_curves], lo, hi, C_COLORSCALE)
+    level = {"legendgroup": "level", "legendgrouptitle": {"text": "level curves of C"}}
+    normal = {"legendgroup": "normal", "legendgrouptitle": {"text": "normal curves"}}
+    styled: list[tuple[Curve, dict[str, Any], dict[str, Any]]] = [
+        *(
+            (c, {"color": col, "width": 1.2}, level)
+            for c, col in zip(info.level_curves, level_colors, strict=True)
+        ),
+        *(
+            (c, {"color": "rgba(90,90,90,0.7)", "width": 1, "dash": "dot"}, normal)
+            for c in info.normal_curves
+        ),
+        (info.paper_boundary, {"color": "black", "width": 2.5}, {}),
+        (info.exact_boundary, {"color": "crimson", "width": 2.5, "dash": "dash"}, {}),
+    ]
+    for curve, line, group in styled:
         fig.add_trace(
             go.Scatter(
                 x=curve.beta,
                 y=curve.gamma,
                 mode="lines",
                 name=curve.name,
-                legendgroup="level",
-                legendgrouptitle={"text": "level curves of C"},
-                line={"color": color, "width": 1.2},
+                line=line,
                 hovertemplate=f"{curve.name}<br>β=%{{x:.5g}}<br>γ=%{{y:.5g}}<extra></extra>",
-            )
-        )
-    for curve in info.normal_curves:
-        fig.add_trace(
-            go.Scatter(
-                x=curve.beta,
-                y=curve.gamma,
-                mode="lines",
-                name=curve.name,
-                legendgroup="normal",
-                legendgrouptitle={"text": "normal curves"},
-                line={"color": "rgba(90,90,90,0.7)", "width": 1, "dash": "dot"},
-                hovertemplate=f"{curve.name}<br>β=%{{x:.5g}}<br>γ=%{{y:.5g}}<extra></extra>",
-            )
-        )
-    for curve, style in (
-        (info.paper_boundary, {"color": "black", "width": 2.5}),
-        (info.exact_boundary, {"color": "crimson", "width": 2.5, "dash": "dash"}),
-    ):
-        fig.add_trace(
-            go.Scatter(
-                x=curve.beta,
-                y=curve.gamma,
-                mode="lines",
-                name=curve.name,
-                line=style,
-                hovertemplate=f"{curve.name}<br>β=%{{x:.5g}}<br>γ=%{{y:.5g}}<extra></extra>",
+                **group,
             )
         )
     has_slope = np.isfinite(info.point_slope)
