@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 from dataclasses import asdict
 
 from rich.console import Console
@@ -51,6 +52,7 @@ def run_with_progress(request: SweepRequest, quiet: bool) -> SweepOutcome:
         progress.update(task, total=max(n_todo * steps, 1), completed=0 if n_todo else 1)
         progress.start()
 
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops it like Ctrl-C
     try:
         return run_sweep(
             request, on_progress=lambda k: progress.advance(task, k), on_start=on_start
@@ -61,8 +63,13 @@ def run_with_progress(request: SweepRequest, quiet: bool) -> SweepOutcome:
             "command to resume"
         ) from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if progress.live.is_started:
             progress.stop()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def show_outcome(outcome: SweepOutcome, as_json: bool, quiet: bool) -> None:

@@ -255,7 +255,10 @@ def test_rerun_without_out_finds_its_own_run(
     assert Path(first["run_dir"]).parent.resolve() == (tmp_path / "runs").resolve()
 
 
-def test_ctrl_c_marks_the_run_interrupted_and_the_rerun_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_stopping_marks_the_run_interrupted_and_the_rerun_resumes(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
     out = tmp_path / "run"
     cmd = [
         sys.executable, "-m", "stabcli", "sweep", "--preset", "mlp-synthetic", "--steps", "200",
@@ -267,7 +270,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_the_rerun_resumes(tmp_path: Path) 
         assert proc.poll() is None, "the sweep finished before it could be interrupted"
         assert time.monotonic() < deadline, "no batch was committed in time"
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "interrupted" in err and "re-run the same command to resume" in err
