@@ -100,6 +100,17 @@ def sweep(
             help="Seed of the initial weights, batches and dropout masks.", rich_help_panel=TRAINING
         ),
     ] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option(
+            help="constant, cosine (warm-up + cosine) or anneal (App. O: η0·exp(−n|C|/2)).",
+            rich_help_panel=TRAINING,
+        ),
+    ] = None,
+    eps: Annotated[
+        float | None,
+        typer.Option(help="Adam's ε (the paper uses 1e-30).", rich_help_panel=TRAINING),
+    ] = None,
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda, cuda:N or mps.", rich_help_panel=TRAINING)
     ] = None,
@@ -171,6 +182,8 @@ def sweep(
         lr=lr,
         seed=seed,
         dtype=dtype,
+        schedule=schedule,
+        eps=eps,
         device=device,
         points_per_batch=points_per_batch,
         slope_at=slope_at,

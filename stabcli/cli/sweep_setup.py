@@ -76,6 +76,8 @@ def build_request(
     lr: float | None,
     seed: int | None,
     dtype: str | None,
+    schedule: str | None,
+    eps: float | None,
     device: str | None,
     points_per_batch: int | None,
     slope_at: int | None,
@@ -88,7 +90,14 @@ def build_request(
 
     overrides: dict[str, Any] = {
         key: value
-        for key, value in (("steps", steps), ("lr", lr), ("seed", seed), ("dtype", dtype))
+        for key, value in (
+            ("steps", steps),
+            ("lr", lr),
+            ("seed", seed),
+            ("dtype", dtype),
+            ("schedule", schedule),
+            ("eps", eps),
+        )
         if value is not None
     }
     if data is not None:

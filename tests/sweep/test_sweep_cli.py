@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import signal
 import subprocess
@@ -135,6 +136,7 @@ BAD = {
     "bad-device": (["--point", "0.9,0.5", "--device", "tpu"], "device"),
     "bf16-on-cpu": (["--point", "0.9,0.5", "--device", "cpu", "--dtype", "bfloat16"], "CUDA"),
     "bad-dtype": (["--point", "0.9,0.5", "--dtype", "float8"], "float64"),
+    "bad-schedule": (["--point", "0.9,0.5", "--schedule", "linear"], "anneal"),
 }
 
 
@@ -280,3 +282,16 @@ def test_stopping_marks_the_run_interrupted_and_the_rerun_resumes(
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and f"{kept} point(s) already finished" in done.stderr
     assert len(pd.read_csv(out / "points.csv")) == 6
+
+
+def test_schedule_and_eps_overrides_reach_the_probe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    args = [*FAST, "--point", "0.5,0.9", "--schedule", "anneal", "--eps", "1e-8", "--out", str(out)]
+    assert _sweep([*args, "-q"], capsys)[0] == 0
+    train = json.loads((out / "config.json").read_text())["settings"]["preset"]["train"]
+    assert (train["schedule"], train["eps"]) == ("anneal", 1e-8)
+    lr = pd.read_parquet(out / "traces").sort_values("step")["lr"].to_numpy()
+    c = 2 / 0.9 - 1 / 0.5 - 1  # C(0.5, 0.9) < 0: App. O eq. 15 anneals η
+    assert lr[40] == pytest.approx(1e-3 * math.exp(-40 * abs(c) / 2))
