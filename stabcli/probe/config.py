@@ -29,8 +29,20 @@ class ModelConfig:
     n_embd: int = 64  # embedding width (gpt) or hidden width (mlp)
     block_size: int = 64  # context length in tokens (gpt only)
     dropout: float = 0.0  # residual/embedding dropout probability; same masks at every point
+    # attention-probability dropout; None: same as dropout. 0 lets PyTorch's fused attention
+    # run (much faster on a GPU): a nonzero one needs explicit attention to share its masks
+    attn_dropout: float | None = None
     bias: bool = True  # biases in linear layers and LayerNorms
     init_std: float = 0.02  # std of the normal init of weights, as nanoGPT
+
+    @property
+    def attention_dropout(self) -> float:
+        """The attention-probability dropout in effect."""
+        return self.dropout if self.attn_dropout is None else self.attn_dropout
+
+    @property
+    def uses_dropout(self) -> bool:
+        return self.dropout > 0.0 or self.attention_dropout > 0.0
 
 
 @dataclass(frozen=True)
@@ -154,6 +166,7 @@ def validate(preset: Preset) -> None:
         ("model.n_head", m.n_head >= 1 and m.n_embd % m.n_head == 0, "a divisor of n_embd"),
         ("model.block_size", m.block_size >= 1, ">= 1"),
         ("model.dropout", 0.0 <= m.dropout < 1.0, "in [0, 1)"),
+        ("model.attn_dropout", m.attn_dropout is None or 0.0 <= m.attn_dropout < 1.0, "in [0, 1)"),
         ("model.init_std", m.init_std > 0, "> 0"),
         ("data.corpus_chars", d.corpus_chars >= 1000, ">= 1000"),
         ("data.n_samples", d.n_samples >= 10, ">= 10"),

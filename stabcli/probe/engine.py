@@ -160,8 +160,7 @@ def _train_batch(
     tables = adam_tables(t, beta, gamma, dev, flat.dtype)
     opt = StackedAdam(flat, beta, gamma, t, tables)
     loss_fn = loss_function(preset.model)
-    use_dropout = preset.model.dropout > 0
-    gen = torch.Generator(device=dev) if use_dropout else None
+    gen = torch.Generator(device=dev) if preset.model.uses_dropout else None
     drop = SharedDropout(preset.model.dropout, gen)
     no_drop = SharedDropout(0.0, None)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()

@@ -11,9 +11,9 @@ The GPT follows nanoGPT's ``model.py``: token + position embeddings, pre-LayerNo
 of causal self-attention and a GELU MLP, a final LayerNorm and an output head tied to the
 token embedding. Dropout is applied, as in nanoGPT, after the embeddings, on the
 attention probabilities and on both residual branches, with one mask per call shared by
-all points. Fused attention cannot share its dropout mask across points, so while dropout
-is active attention is computed explicitly (softmax(QKᵀ/√D) with a shared mask); without
-dropout (evaluation, or dropout 0) the fused kernel runs.
+all points. Fused attention cannot share its dropout mask across points, so while attention
+dropout is active attention is computed explicitly (softmax(QKᵀ/√D) with a shared mask);
+without it (evaluation, or ``attn_dropout = 0``) the fused kernel runs.
 """
 
 from __future__ import annotations
@@ -174,9 +174,10 @@ def gpt_loss(
     t = x.shape[1]
     offsets = torch.arange(n_pt, device=x.device) * vocab  # row of point p's table in (P·V, C)
     tok = F.embedding(x[None] + offsets[:, None, None], wte.reshape(n_pt * vocab, c))
+    attn_drop = SharedDropout(cfg.attention_dropout, drop.generator)
     h = drop(tok + p["wpe"][:, None, :t])  # (P, B, T, C)
     for i in range(cfg.n_layer):
-        att = _attention(_layer_norm(h, p, f"h.{i}.ln_1"), p, f"h.{i}.attn", cfg.n_head, drop)
+        att = _attention(_layer_norm(h, p, f"h.{i}.ln_1"), p, f"h.{i}.attn", cfg.n_head, attn_drop)
         h = h + drop(att)
         a = F.gelu(_linear(_layer_norm(h, p, f"h.{i}.ln_2"), p, f"h.{i}.mlp.c_fc"))
         h = h + drop(_linear(a, p, f"h.{i}.mlp.c_proj"))

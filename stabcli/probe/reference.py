@@ -63,7 +63,7 @@ def run_reference(
     opt = kind(leaves, lr=t.lr, betas=(gamma, beta), eps=t.eps, weight_decay=wd)
     lrs = lr_table(t, np.array([beta]), np.array([gamma]))[:, 0]  # (S,)
     loss_fn = loss_function(preset.model)
-    gen = torch.Generator(device=dev) if preset.model.dropout > 0 else None
+    gen = torch.Generator(device=dev) if preset.model.uses_dropout else None
     drop = SharedDropout(preset.model.dropout, gen)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
 

@@ -259,3 +259,14 @@ def test_attention_dropout_is_explicit_shared_across_points_and_exact_without_dr
     assert not torch.allclose(dropped, fused)
     for i in range(1, n_pt):  # same weights and inputs: the shared mask gives equal outputs
         torch.testing.assert_close(dropped[i], dropped[0], rtol=0, atol=0)
+
+
+def test_attention_dropout_setting_changes_training_and_is_validated() -> None:
+    base = load_preset("tiny-char").with_overrides(steps=5, eval_every=0, dropout=0.2)
+    same = run_probes(base, [(0.999, 0.9)], device="cpu").traces["loss"].to_numpy()
+    fused = base.with_overrides(attn_dropout=0.0)
+    assert fused.model.attention_dropout == 0.0 and base.model.attention_dropout == 0.2
+    other = run_probes(fused, [(0.999, 0.9)], device="cpu").traces["loss"].to_numpy()
+    assert same[0] != other[0]  # the attention masks take part in the very first step
+    with pytest.raises(StabcliError, match="attn_dropout"):
+        base.with_overrides(attn_dropout=1.5)

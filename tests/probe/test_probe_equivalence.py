@@ -21,6 +21,8 @@ CASES = {
     "adamw-decoupled-gpt": ("tiny-char", {"weight_decay_mode": "decoupled", "weight_decay": 0.1}),
     "adam-coupled-gpt": ("tiny-char", {"weight_decay_mode": "coupled", "weight_decay": 0.1}),
     "adam-gpt-dropout": ("tiny-char", {"dropout": 0.2}),
+    "adam-gpt-dropout-fused-attention": ("tiny-char", {"dropout": 0.2, "attn_dropout": 0.0}),
+    "adam-gpt-attention-dropout-only": ("tiny-char", {"dropout": 0.0, "attn_dropout": 0.2}),
     "adam-gpt-cosine": ("tiny-char", {"schedule": "cosine", "warmup_steps": 10}),
     "adam-mlp": ("mlp-synthetic", {}),
     "adamw-decoupled-mlp": (
