@@ -21,8 +21,7 @@ from stabcli.store import RunDir, find_latest_run
 from stabcli.store.schema import POINT_NUMBER_COLUMNS, POINT_TEXT_COLUMNS
 from stabcli.theory.agreement import predict
 
-#: points.csv columns read as numbers (non-numbers become NaN) and as text ("" if missing).
-NUMERIC_POINT_COLUMNS = POINT_NUMBER_COLUMNS
+#: points.csv columns read as text ("" if missing); POINT_NUMBER_COLUMNS are read as numbers.
 TEXT_POINT_COLUMNS = (*(c for c in POINT_TEXT_COLUMNS if c != "point_id"), "batch")
 
 
@@ -127,7 +126,7 @@ def normalize_points(raw: pd.DataFrame, slope_at: int | None = None) -> pd.DataF
     points = raw.copy().reset_index(drop=True)
     for column in missing:  # no point has finished yet: an empty table with every column
         points[column] = pd.Series(dtype=float if column != "point_id" else str)
-    for column in NUMERIC_POINT_COLUMNS:
+    for column in POINT_NUMBER_COLUMNS:
         values = points[column] if column in points else pd.Series(np.nan, index=points.index)
         points[column] = pd.to_numeric(values, errors="coerce").astype(float)
     for column in TEXT_POINT_COLUMNS:
