@@ -1,7 +1,10 @@
 """One direction of dependency: cli → (sweep, report) → (probe, store) → theory.
 
 theory is the pure-math foundation that everything may use (each formula in one place);
-probe, store, sweep and report never import upwards or sideways.
+probe, store, sweep and report never import upwards or sideways. The rooms beside them:
+optim (public torch optimizers, whose kernels the probe engine uses), measure (torch-free
+measurement of traces, used by sweep, report and the monitor) and configs (betas found in
+users' files, used by the CLI).
 """
 
 from __future__ import annotations
@@ -14,12 +17,21 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "stabcli"
 ALLOWED = {
     "theory": {"theory", "errors"},
+    "optim": {"optim", "theory", "errors"},
+    "measure": {"measure", "theory", "errors"},
+    "configs": {"configs", "theory", "errors"},
     "store": {"store", "errors"},
-    "probe": {"probe", "theory", "errors"},
-    "sweep": {"sweep", "probe", "store", "theory", "errors"},
-    "report": {"report", "store", "theory", "errors"},
+    "probe": {"probe", "optim", "theory", "errors"},
+    "sweep": {"sweep", "probe", "store", "measure", "theory", "errors"},
+    "report": {"report", "store", "measure", "theory", "errors"},
 }
-HEAVY = {"theory": {"torch", "pandas", "plotly"}, "store": {"torch", "plotly"}}
+HEAVY = {
+    "theory": {"torch", "pandas", "plotly"},
+    "measure": {"torch", "pandas", "plotly"},
+    "optim": {"pandas", "plotly"},
+    "configs": {"pandas", "plotly"},
+    "store": {"torch", "plotly"},
+}
 
 
 def _imports(source: Path, text: str | None = None) -> set[str]:
