@@ -1,7 +1,9 @@
 """Both theories' verdict on one point, as data (what ``stabcli check`` shows).
 
-THEORY.md asks every report to put the paper's continuous-time figures beside the exact
-discrete ones and to say plainly when they disagree; this module computes both.
+Every report puts the paper's continuous-time figures (``docs/theory.md §2``, arXiv
+2411.05746 eq. 5) beside the exact discrete ones (``docs/theory.md §3``) and says plainly
+when they disagree; this module computes both, and owns the limits of check's inputs: the
+step n (an integer in [0, :data:`MAX_STEP`]) and the threshold (finite, > 0).
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from stabcli.theory.memory import memory_coefficient
 
 #: Search horizon for "steps until the bound exceeds the threshold".
 MAX_SEARCH_STEP = 10**15
+#: Largest step n at which bounds are evaluated: the search horizon, far past any training.
+MAX_STEP = MAX_SEARCH_STEP
 
 
 @dataclass(frozen=True)
 class TheoryVerdict:
     """One theory's figures for one point."""
 
-    theory: str  # "paper" (continuous time, eq. 5) or "exact" (discrete, THEORY.md)
+    theory: str  # "paper" (continuous time, eq. 5) or "exact" (discrete, docs/theory.md §3)
     label: str  # paper: region "B+", "B0" or "B-"; exact: "stable" or "unstable"
     stable: bool  # True when the theory bounds ‖u_n‖∞ uniformly in n
     rate: float  # asymptotic growth rate of log‖u_n‖∞ per step (0 when bounded)
@@ -183,13 +187,74 @@ def _exact_verdict(beta: float, gamma: float, step: int, threshold: float) -> Th
     )
 
 
+def validate_step(step: object, name: str = "step") -> int:
+    """``step`` as an int in [0, :data:`MAX_STEP`], or a one-line :class:`StabcliError`."""
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        raise StabcliError(
+            f"{name} must be an integer from 0 to 10^15 (the step n), got {_short(step)}"
+        )
+    return step
+
+
+def validate_threshold(threshold: object, name: str = "threshold") -> float:
+    """``threshold`` as a finite float > 0, or a one-line :class:`StabcliError`.
+
+    Zero is refused with the negatives: every bound is positive (the exact one is 1 at
+    n = 0, docs/theory.md §3), so "steps until the bound exceeds 0" is always 0.
+    """
+    number = math.nan
+    if isinstance(threshold, int | float) and not isinstance(threshold, bool):
+        try:
+            number = float(threshold)
+        except OverflowError:  # an int past float's range
+            number = math.inf
+    if not (math.isfinite(number) and number > 0):
+        raise StabcliError(f"{name} must be a finite number > 0, got {_short(threshold)}")
+    return number
+
+
+def _short(value: object) -> str:
+    """``repr(value)`` cut to one readable line (a 400-digit step is shown by its size)."""
+    text = repr(value)
+    if isinstance(value, int) and len(text) > 24:
+        return f"{text[:6]}... ({len(text.lstrip('-'))} digits)"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _resolve_point(
+    beta: float | None, gamma: float | None, torch_betas: tuple[float, float] | None
+) -> HyperPoint:
+    """The point from (β, γ) in the paper's order or PyTorch's ``betas=(beta1, beta2)``."""
+    if torch_betas is not None:
+        if beta is not None or gamma is not None:
+            raise StabcliError("give either beta, gamma (paper order) or torch_betas, not both")
+        if isinstance(torch_betas, str | bytes) or len(torch_betas) != 2:
+            raise StabcliError(f"torch_betas must be a pair (beta1, beta2), got {torch_betas!r}")
+        beta1, beta2 = torch_betas
+        return HyperPoint.from_torch(beta1, beta2)
+    if beta is None or gamma is None:
+        raise StabcliError("give the point as beta, gamma (paper order) or torch_betas=(b1, b2)")
+    return HyperPoint(beta, gamma)
+
+
 def analyze_point(
-    beta: float, gamma: float, step: int = 1000, threshold: float = 1e3
+    beta: float | None = None,
+    gamma: float | None = None,
+    step: int = 1000,
+    threshold: float = 1e3,
+    *,
+    torch_betas: tuple[float, float] | None = None,
 ) -> PointAnalysis:
-    """Both theories' verdicts on (β, γ) at step ``step`` (inputs validated)."""
-    point = HyperPoint(beta, gamma)
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise StabcliError(f"step must be an integer >= 0, got {step!r}")
+    """Both theories' verdicts on (β, γ) at step ``step`` (inputs validated).
+
+    The point is given in the paper's order, ``analyze_point(0.95, 0.9)``, or in PyTorch's,
+    ``analyze_point(torch_betas=(0.9, 0.95))``: the same point, β = beta2 and γ = beta1
+    (docs/theory.md §1). ``step`` is an integer in [0, 10^15]; ``threshold`` (the bound
+    level for ``steps_to_threshold``) is finite and > 0.
+    """
+    point = _resolve_point(beta, gamma, torch_betas)
+    step = validate_step(step)
+    threshold = validate_threshold(threshold)
     return PointAnalysis(
         beta=point.beta,
         gamma=point.gamma,
