@@ -1,5 +1,47 @@
 """Measurement of a max-update trace: slopes, their uncertainty, classes and bound checks.
 
 Torch-free (numpy only) and the one place where these are computed: the sweep, the report
-and the live monitor all use it (docs/theory.md §9).
+and the live monitor all use it (docs/theory.md §9). Modules, in the order of the
+measurement: ``settings`` (thresholds), ``fit`` (windowed least squares with
+autocorrelation-corrected errors), ``profile`` (slopes across the run, App. H's central
+difference), ``window`` (the valid window from (β, γ) and the run length), ``classify``
+(rate and class), ``power`` (√n growth on the boundary), ``bounds`` (the exact bound
+check), ``verdicts`` (what the measurement says about each theory), ``headline`` (a
+sweep's summary), ``points`` (all of it for a sweep) and ``stream`` (the live monitor).
 """
+
+from stabcli.measure.bounds import BoundCheck, BoundStatus
+from stabcli.measure.classify import MeasuredClass, RateEstimate
+from stabcli.measure.headline import Headline
+from stabcli.measure.points import PointMeasurement, SweepMeasurement, measure_points
+from stabcli.measure.power import GrowthShape, PowerLaw
+from stabcli.measure.profile import SlopeProfile
+from stabcli.measure.settings import MeasureSettings, rounding_tolerance
+from stabcli.measure.stream import GrowthMonitor, MonitorStatus
+from stabcli.measure.verdicts import Theory, TheoryVerdict, Verdict
+from stabcli.measure.window import SweepPlan, Window, plan_sweep, plan_window
+
+__all__ = [
+    "BoundCheck",
+    "BoundStatus",
+    "GrowthMonitor",
+    "GrowthShape",
+    "Headline",
+    "MeasureSettings",
+    "MeasuredClass",
+    "MonitorStatus",
+    "PointMeasurement",
+    "PowerLaw",
+    "RateEstimate",
+    "SlopeProfile",
+    "SweepMeasurement",
+    "SweepPlan",
+    "Theory",
+    "TheoryVerdict",
+    "Verdict",
+    "Window",
+    "measure_points",
+    "plan_sweep",
+    "plan_window",
+    "rounding_tolerance",
+]
