@@ -1,0 +1,196 @@
+"""MADA's parameterized update and its derivative in the coefficients, as tensor functions.
+
+The parameterized optimizer of the MADA seed (Ozkara et al., arXiv 2401.08893, ICML 2024):
+Section 2 eqs. (1)-(3) and Table 1, with Appendix C.1's choices (AVGrad in place of
+AMSGrad, Lion added). At step t = 1, 2, ... with gradient g_t, everything elementwise:
+
+    d_t   = g_t − g_{t−1}                          (g_0 := g_1, so d_1 = 0, as in Adan)
+    m_t   = β1 m_{t−1} + (1−β1) g_t                 heavy-ball momentum (Adam)
+    n_t   = β3 n_{t−1} + (1−β3) d_t                 Adan's gradient-difference momentum
+    ĝ_t   = g_t + β3 d_t
+    g̃²_t  = c ĝ_t² + (1−c)(v̄_{t−1} + ĝ_t² sign(ĝ_t² − v̄_{t−1}))     Adam (c = 1) / Yogi (c = 0)
+    v̄_t   = β2 v̄_{t−1} + (1−β2) g̃²_t
+    v̂_t   = v̄_t / (1 − Π_{j≤t} β2_j),   ṽ_t = ṽ_{t−1} + (v̂_t − ṽ_{t−1})/t   AVGrad's mean
+    V_t   = ρ v̂_t + (1−ρ) ṽ_t                      Adam (ρ = 1) / AVGrad (ρ = 0)
+    a_t   = (m_t/(1 − Π_{j≤t} β1_j) + β3 n_t) / (sqrt(V_t) + ε)
+    u_t   = ω a_t + (1−ω) sign(β1ᴸ mᴸ_{t−1} + (1−β1ᴸ) g_t),   mᴸ_t = β2ᴸ mᴸ_{t−1} + (1−β2ᴸ) g_t
+
+and the parameters move by θ_t = θ_{t−1} − η u_t (weight decay: see :mod:`stabcli.optim.mada`).
+Vertices: Adam (β3 = 0, ρ = c = ω = 1), AVGrad (ρ = 0), Yogi (c = 0), Adan (β3 > 0),
+Lion (ω = 0). ω is the seed's γ of App. C (renamed: γ is β1 in this project).
+
+Conventions chosen where the seed leaves them open (it omits bias corrections, Section 2):
+m and v̄ are bias-corrected by the products of their betas along the path (PyTorch's
+1 − β^t at constant betas, so the Adam vertex is ``torch.optim.Adam``; docs/theory.md §5);
+AVGrad averages the bias-corrected v̂ (so its mean is unbiased from step 1); Adan's n_t
+is used uncorrected, as the seed's parameterization writes it; ε is added after the square
+root, as PyTorch. Lion's betas (β1ᴸ, β2ᴸ) are fixed: sign() passes no hyper-gradient.
+
+Every function takes coefficients as Python floats or as tensors that broadcast against
+the moments, e.g. (P, 1) coefficients over a (P, N) buffer of P stacked points, so the
+probe engine can run the same math with per-point coefficients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+Coef = float | torch.Tensor  # a Python float, or a tensor broadcasting over the moments
+
+#: MADA's learnable coefficients q, in the order used everywhere (hyper_dir rows, groups).
+MADA_COEFFICIENTS = ("beta1", "beta2", "beta3", "rho", "c", "omega")
+
+
+@dataclass(frozen=True)
+class MadaCoefficients:
+    """The coefficient vector q of the seed's Section 3 (with App. C.1's ω)."""
+
+    beta1: Coef  # first-moment decay: PyTorch beta1, γ in docs/theory.md
+    beta2: Coef  # second-moment decay: PyTorch beta2, β in docs/theory.md
+    beta3: Coef  # Adan: decay of gradient differences and their weight (0: no Adan)
+    rho: Coef  # 1: Adam's v̂; 0: AVGrad's running mean ṽ
+    c: Coef  # 1: Adam's g²; 0: Yogi's sign-controlled increment
+    omega: Coef  # 1: the adaptive update a_t; 0: Lion's sign update
+
+
+@dataclass
+class MadaMoments:
+    """MADA's per-element state, each tensor shaped like the parameters (or (P, N))."""
+
+    exp_avg: torch.Tensor  # m_t
+    exp_diff: torch.Tensor  # n_t
+    exp_avg_sq: torch.Tensor  # v̄_t (not bias-corrected)
+    exp_avg_sq_mean: torch.Tensor  # ṽ_t, the running mean of v̂_1..v̂_t
+    prev_grad: torch.Tensor  # g_{t−1}
+    lion_avg: torch.Tensor  # mᴸ_t
+
+    @classmethod
+    def zeros_like(cls, x: torch.Tensor) -> MadaMoments:
+        return cls(*(torch.zeros_like(x, memory_format=torch.preserve_format) for _ in range(6)))
+
+
+def _is(x: Coef, value: float) -> bool:
+    """``x`` is the Python number ``value`` (a tensor coefficient is never taken as fixed)."""
+    return isinstance(x, float | int) and x == value
+
+
+def mada_step(
+    moments: MadaMoments,
+    grad: torch.Tensor,
+    q: MadaCoefficients,
+    step: int,
+    prod1: Coef,
+    prod2: Coef,
+    eps: float,
+    lion_betas: tuple[float, float],
+    learned: Sequence[str] = (),
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Advance ``moments`` by one step and return the update direction u_t.
+
+    ``step`` is t (1 at the first step); ``prod1`` and ``prod2`` are Π_{j<t} β1_j and
+    Π_{j<t} β2_j (1 at t = 1). For each name in ``learned`` (a subset of
+    :data:`MADA_COEFFICIENTS`), ``out[k]`` receives ∂u_t/∂q_k with the moments of step t−1
+    held fixed (the seed's one-step hyper-gradient, Section 3 eq. (4)):
+
+        ∂u/∂q = ω/D · ∂N/∂q − ω a/(2 sqrt(V) D) · ∂V/∂q,   N = m̂ + β3 n,  D = sqrt(V) + ε
+        ∂N/∂β1 = (m_{t−1} − g + m̂ Π_{j<t} β1_j)/(1 − Π_{j≤t} β1_j),  ∂N/∂β3 = n_t + β3 (n_{t−1} − d)
+        ∂V/∂x  = (ρ + (1−ρ)/t) ∂v̂/∂x  for x in (β2, β3, c),  ∂V/∂ρ = v̂ − ṽ
+        ∂v̂/∂β2 = (v̄_{t−1} − g̃² + v̂ Π_{j<t} β2_j)/(1 − Π_{j≤t} β2_j)
+        ∂v̂/∂β3 = (1−β2)/(1 − Π β2) · (c + (1−c) s) 2 ĝ d,   ∂v̂/∂c = (1−β2)/(1 − Π β2) · (ĝ² − y)
+        ∂u/∂ω  = a − sign(cᴸ)
+
+    with s = sign(ĝ² − v̄_{t−1}) and y = v̄_{t−1} + ĝ² s (sign() is differentiated as 0).
+    """
+    b1, b2, b3, rho, c, omega = q.beta1, q.beta2, q.beta3, q.rho, q.c, q.omega
+    mo = moments
+    want = set(learned)
+    if out is not None and out.shape[0] < len(learned):
+        raise ValueError("out has fewer rows than learned coefficients")
+
+    # Gradient difference and Adan's ĝ (d_1 = 0: no previous gradient yet).
+    d = grad - mo.prev_grad if step > 1 else torch.zeros_like(grad)
+    mo.prev_grad.copy_(grad)
+    ghat = grad + d * b3 if not _is(b3, 0.0) or "beta3" in want else grad
+    ghat2 = ghat * ghat
+
+    # Second moment: Adam/Yogi increment g̃², then v̄, v̂, AVGrad's ṽ and the mix V.
+    if _is(c, 1.0) and "c" not in want and "beta3" not in want:
+        gt2, s, y = ghat2, None, None  # Adam's increment: no Yogi term to form
+    else:
+        s = torch.sign(ghat2 - mo.exp_avg_sq)
+        y = torch.addcmul(mo.exp_avg_sq, ghat2, s)  # v̄_{t−1} + ĝ² sign(ĝ² − v̄_{t−1})
+        gt2 = torch.lerp(y, ghat2, c)  # c ĝ² + (1−c) y, exactly y at c = 0
+    dv = mo.exp_avg_sq - gt2 if "beta2" in want else None  # v̄_{t−1} − g̃²
+    mo.exp_avg_sq.lerp_(gt2, 1.0 - b2)
+    bc2 = 1.0 - prod2 * b2
+    vhat = mo.exp_avg_sq / bc2
+    mo.exp_avg_sq_mean.lerp_(vhat, 1.0 / step)
+    if _is(rho, 1.0) and "rho" not in want:
+        big_v = vhat
+    else:
+        big_v = torch.lerp(mo.exp_avg_sq_mean, vhat, rho)  # ρ v̂ + (1−ρ) ṽ
+    root = big_v.sqrt()
+    den = root + eps  # D
+
+    # First moment: m, n, and the adaptive direction a = (m̂ + β3 n)/D.
+    dm = mo.exp_avg - grad if "beta1" in want else None  # m_{t−1} − g
+    mo.exp_avg.lerp_(grad, 1.0 - b1)
+    dn = mo.exp_diff - d if "beta3" in want else None  # n_{t−1} − d
+    mo.exp_diff.lerp_(d, 1.0 - b3)
+    bc1 = 1.0 - prod1 * b1
+    mhat = mo.exp_avg / bc1
+    numer = mhat + mo.exp_diff * b3 if not _is(b3, 0.0) else mhat
+    a = numer / den
+
+    # Lion's sign update, and the mix u = ω a + (1−ω) sign(cᴸ).
+    lion_b1, lion_b2 = lion_betas
+    if _is(omega, 1.0) and "omega" not in want:
+        mo.lion_avg.lerp_(grad, 1.0 - lion_b2)
+        u = a
+        sign_l = None
+    else:
+        sign_l = torch.lerp(mo.lion_avg, grad, 1.0 - lion_b1).sign_()
+        mo.lion_avg.lerp_(grad, 1.0 - lion_b2)
+        u = torch.lerp(sign_l, a, omega)  # exactly a at ω = 1 and sign(cᴸ) at ω = 0
+
+    if not learned:
+        return u
+    assert out is not None, "out is required when coefficients are learned"
+
+    # Derivatives, with the moments of step t−1 held fixed.
+    k_n = den.reciprocal() * omega  # ∂u/∂N = ω/D
+    k_v = None
+    if want & {"beta2", "beta3", "rho", "c"}:
+        # ∂u/∂V = −ω a/(2 sqrt(V) D); where V = 0 every gradient so far was 0, a = 0 too.
+        tiny = torch.finfo(root.dtype).tiny
+        k_v = a / (root * den).clamp_min_(tiny) * (-0.5 * omega)
+    avg_w = rho + (1.0 - rho) / step  # ∂V/∂v̂ through both v̂ and ṽ
+    for k, name in enumerate(learned):
+        row = out[k]
+        if name == "beta1":
+            assert dm is not None
+            row.copy_((dm + mhat * prod1) / bc1 * k_n)
+        elif name == "beta2":
+            assert dv is not None and k_v is not None
+            row.copy_((dv + vhat * prod2) / bc2 * avg_w * k_v)
+        elif name == "beta3":
+            assert dn is not None and s is not None and k_v is not None
+            d_numer = mo.exp_diff + dn * b3
+            d_gt2 = (s * (1.0 - c) + c) * ghat * d * 2.0
+            row.copy_(d_numer * k_n + d_gt2 * ((1.0 - b2) / bc2 * avg_w) * k_v)
+        elif name == "rho":
+            assert k_v is not None
+            row.copy_((vhat - mo.exp_avg_sq_mean) * k_v)
+        elif name == "c":
+            assert y is not None and k_v is not None
+            row.copy_((ghat2 - y) * ((1.0 - b2) / bc2 * avg_w) * k_v)
+        elif name == "omega":
+            assert sign_l is not None
+            row.copy_(a - sign_l)
+        else:
+            raise ValueError(f"unknown MADA coefficient {name!r}")
+    return u
