@@ -1,7 +1,7 @@
 """Pure math of Adam's (β, γ) stability: no torch, no pandas, no numpy at import time.
 
 Scalars are plain floats (so ``stabcli check`` stays fast); the step ``n`` may be an int or a
-numpy integer array, and the closed forms broadcast over it. See THEORY.md for conventions:
+numpy integer array, and the closed forms broadcast over it. See docs/theory.md §1 for conventions:
 β is PyTorch's ``beta2``, γ is PyTorch's ``beta1``.
 """
 

@@ -1,8 +1,8 @@
 """Which theory a measurement agreed with, and the headline over a sweep.
 
 A theory predicts growth for a point when its bound grows without limit: the paper in B−
-(C < 0), the exact theory when γ² > β (THEORY.md). Its classification is correct when that
-prediction matches what the probe measured (growing or diverged vs bounded). Pure Python,
+(C < 0), the exact theory when γ² > β (docs/theory.md (3.5)). Its classification is correct
+when that prediction matches what the probe measured (growing or diverged vs bounded). Pure Python,
 so the sweep (which writes points.csv) and the report (which reads it) share one definition.
 """
 
@@ -34,7 +34,7 @@ class Prediction:
 
 
 def predict(beta: float, gamma: float, step: int) -> Prediction:
-    """What the paper (Section 3.1) and the exact theory (THEORY.md) predict at step n."""
+    """What the paper (Section 3.1) and the exact theory (docs/theory.md (3.9)) predict at n."""
     return Prediction(
         c_value=paper.c_value(beta, gamma),
         paper_region=paper.region(beta, gamma).value,

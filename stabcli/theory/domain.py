@@ -1,6 +1,6 @@
 """Valid hyperparameter points and the two orders people write them in.
 
-THEORY.md, "Conventions": the paper's (β, γ) is PyTorch's ``betas=(beta1, beta2) = (γ, β)``.
+docs/theory.md §1: the paper's (β, γ) is PyTorch's ``betas=(beta1, beta2) = (γ, β)``.
 Valid input is β in (0, 1) and γ in [0, 1); γ = 0 is RMSprop.
 """
 

@@ -1,4 +1,4 @@
-"""Exact discrete-time results for Adam (THEORY.md, "Exact discrete-time results").
+"""Exact discrete-time results for Adam (docs/theory.md §3).
 
 Cauchy-Schwarz applied to the discrete sums m_n = (1−γ) Σ_k γ^k g_{n−k} and
 v_n = (1−β) Σ_k β^k g²_{n−k} instead of their continuous approximations. With
@@ -24,7 +24,7 @@ def log_ratio(beta: float, gamma: float) -> float:
 
 
 def geometric_sum(beta: float, gamma: float, n: Num) -> Num:
-    """S_n = Σ_{k=0..n} r^k = (1 − r^{n+1})/(1 − r), or n + 1 when r = 1 (THEORY.md)."""
+    """S_n = Σ_{k=0..n} r^k = (1 − r^{n+1})/(1 − r), or n + 1 when r = 1 (docs/theory.md (3.2))."""
     lr = log_ratio(beta, gamma)
     steps = _num.as_steps(n)
     if lr == 0.0:
@@ -42,7 +42,7 @@ def log_geometric_sum(beta: float, gamma: float, n: Num) -> Num:
 
 
 def exact_bound(beta: float, gamma: float, n: Num) -> Num:
-    """Exact bound on ‖u_n‖∞: corr_n · (1−γ)/sqrt(1−β) · sqrt(S_n) (THEORY.md).
+    """Exact bound on ‖u_n‖∞: corr_n · (1−γ)/sqrt(1−β) · sqrt(S_n) (docs/theory.md (3.3)).
 
     Holds for every gradient sequence and every ε >= 0, in either ε placement; with
     decoupled weight decay the measured step also holds λ‖θ_n‖∞, which must be added.
@@ -58,7 +58,7 @@ def exact_bound(beta: float, gamma: float, n: Num) -> Num:
 
 
 def exact_stable(beta: float, gamma: float) -> bool:
-    """Exactly stable iff γ² < β (THEORY.md; the known condition β1 < sqrt(β2))."""
+    """Exactly stable iff γ² < β (docs/theory.md (3.5); the known condition β1 < sqrt(β2))."""
     return gamma * gamma < beta
 
 
@@ -77,7 +77,7 @@ def exact_rate(beta: float, gamma: float) -> float:
 
 
 def exact_slope(beta: float, gamma: float, n: Num) -> Num:
-    """ρ_n, the slope of log‖u_n‖∞ at step n with the bias-correction drift (THEORY.md).
+    """ρ_n, the slope of log‖u_n‖∞ at step n with the bias-correction drift (docs/theory.md (3.9)).
 
     ρ_n = log γ − ½ log β − ½ β^{n+1} ln β/(1 − β^{n+1}) + γ^{n+1} ln γ/(1 − γ^{n+1}).
     It is the exact log-derivative of ‖u_n‖∞ once the gradient has vanished (u_n then

@@ -1,7 +1,7 @@
-"""Implicit memory correction of AdamW (seeds/memory-implicit-regularization.md).
+"""Implicit memory correction of AdamW (arXiv:2502.02132 §4).
 
 To leading order in η, AdamW's memory anti-penalizes the gradient's one-norm with strength
-η · (β/(1−β) − γ/(1−γ)); positive when β > γ (THEORY.md, "Memory correction").
+η · (β/(1−β) − γ/(1−γ)); positive when β > γ (docs/theory.md (8.3)).
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ def test_normal_curve_crosses_level_curves_at_right_angles(beta0, gamma0):
 
 
 def test_normal_curve_through_default_spans_the_paper_section():
-    # THEORY.md: from β ≈ 0.952 (γ = 1) to β = 1 (γ ≈ 0.897).
+    # docs/theory.md (2.7): from β ≈ 0.952 (γ = 1) to β = 1 (γ ≈ 0.897).
     k = 2 * 0.999**3 + 0.9**3
     beta_at_gamma_one = ((k - 1) / 2) ** (1 / 3)
     gamma_at_beta_one = (k - 2) ** (1 / 3)
@@ -165,7 +165,7 @@ def test_span_ends_are_included(make, span):
     assert np.all((b >= span[0] - 1e-12) & (b <= span[1] + 1e-12))
     d = spacings(points)
     assert d.max() / d.min() - 1 < 0.01
-    # An inverted span is refused (issue 5: "an empty or inverted range" is an error).
+    # An inverted span is refused (an empty or inverted range is an error).
     with pytest.raises(StabcliError, match="inverted"):
         make(span[::-1])
 

@@ -1,6 +1,6 @@
 """The exact discrete results against Adam itself, simulated in float64.
 
-A small reference loop (THEORY.md, "Conventions") runs Adam on random, adversarial and
+A small reference loop (docs/theory.md (1.1)) runs Adam on random, adversarial and
 vanishing gradient sequences; the measured max-update must respect ``exact_bound``, reach
 it on the Cauchy-Schwarz-tight sequence, and its log-slope must follow ``exact_slope``.
 Also: array inputs give the same values as scalar inputs.

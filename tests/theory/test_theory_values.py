@@ -1,7 +1,7 @@
 """Known values and closed forms of stabcli.theory, checked against hand formulas.
 
 Every expected value here is derived independently of the implementation: from the
-formulas in THEORY.md written out again in plain Python (direct sums instead of closed
+formulas of docs/theory.md written out again in plain Python (direct sums instead of closed
 forms, naive powers instead of expm1), or from numbers computed by hand.
 """
 
@@ -50,7 +50,7 @@ def hand_corr(beta: float, gamma: float, n: int) -> float:
 
 
 def hand_c(beta: float, gamma: float) -> float:
-    """C = 2/γ − 1/β − 1 (the second form in THEORY.md)."""
+    """C = 2/γ − 1/β − 1 (the second form in docs/theory.md (2.2))."""
     return 2.0 / gamma - 1.0 / beta - 1.0
 
 
@@ -79,7 +79,7 @@ def test_c_at_default_like_points():
 @given(beta=betas, gamma=st.floats(min_value=1e-3, max_value=0.9999))
 @PROPERTY
 def test_c_two_forms_agree(beta, gamma):
-    # THEORY.md writes C twice: (2β(1−γ) − γ(1−β))/(βγ) and 2/γ − 1/β − 1.
+    # docs/theory.md (2.2) writes C twice: (2β(1−γ) − γ(1−β))/(βγ) and 2/γ − 1/β − 1.
     first = (2 * beta * (1 - gamma) - gamma * (1 - beta)) / (beta * gamma)
     assert c_value(beta, gamma) == pytest.approx(first, rel=1e-9, abs=1e-9)
     assert c_value(beta, gamma) == pytest.approx(hand_c(beta, gamma), rel=1e-9, abs=1e-9)
@@ -107,7 +107,7 @@ def test_paper_b_minus_point_that_is_exactly_stable():
 
 
 def test_exact_and_paper_rates_at_half_and_point_nine():
-    # THEORY.md: exact rate log γ − ½ log β = 0.2412, paper rate |C|/2 = 0.389.
+    # docs/theory.md (3.12)-(3.14): exact rate log γ − ½ log β = 0.2412, paper rate |C|/2 = 0.389.
     assert round(exact_rate(0.5, 0.9), 4) == 0.2412
     assert exact_rate(0.5, 0.9) == pytest.approx(math.log(0.9) - 0.5 * math.log(0.5), rel=1e-12)
     assert paper_rate(0.5, 0.9) == pytest.approx(abs(hand_c(0.5, 0.9)) / 2, rel=1e-12)
