@@ -6,7 +6,9 @@ Expected values are the numbers written into each file by hand here, in PyTorch'
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,9 +140,19 @@ FOUND: dict[str, tuple[str, str, list[tuple[str, float, float]]]] = {
 }
 
 
+HAS_YAML = importlib.util.find_spec("yaml") is not None
+
+
+def _needs_yaml(name: str) -> bool:
+    """True for a case that only PyYAML can read (a .yaml/.yml file, or YAML-only text)."""
+    return name.endswith((".yaml", ".yml")) or name in ("settings", "notes.txt", "notes.cfg")
+
+
 @pytest.mark.parametrize("case", sorted(FOUND))
 def test_betas_found_in_each_format(case: str, tmp_path: Path) -> None:
     name, content, expected = FOUND[case]
+    if _needs_yaml(name) and not HAS_YAML:
+        pytest.skip("PyYAML is not installed")
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
     found = betas_in_file(path)
@@ -258,6 +270,8 @@ ERRORS: dict[str, tuple[str, str | bytes, list[str]]] = {
 @pytest.mark.parametrize("case", sorted(ERRORS))
 def test_each_problem_is_one_line_naming_file_and_key(case: str, tmp_path: Path) -> None:
     name, content, words = ERRORS[case]
+    if _needs_yaml(name) and not HAS_YAML:
+        pytest.skip("PyYAML is not installed")
     path = tmp_path / name
     if isinstance(content, bytes):
         path.write_bytes(content)
@@ -277,3 +291,17 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         with pytest.raises(StabcliError, match=words) as caught:
             betas_in_file(path)
         assert str(caught.value).startswith(f"{path}: ")
+
+
+def test_yaml_without_pyyaml_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "yaml", None)  # as if PyYAML were not installed
+    path = tmp_path / "cfg.yaml"
+    path.write_text("beta1: 0.9\nbeta2: 0.95\n", encoding="utf-8")
+    with pytest.raises(StabcliError, match="reading YAML needs PyYAML") as caught:
+        betas_in_file(path)
+    assert str(caught.value).startswith(f"{path}: ")
+    json_path = tmp_path / "cfg.json"  # JSON (and TOML) need nothing beyond Python
+    json_path.write_text('{"beta1": 0.9, "beta2": 0.95}', encoding="utf-8")
+    assert [(f.beta1, f.beta2) for f in betas_in_file(json_path)] == [(0.9, 0.95)]
