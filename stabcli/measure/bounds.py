@@ -57,7 +57,9 @@ class BoundCheck:
         return self.status in (BoundStatus.WITHIN, BoundStatus.ROUNDING)
 
 
-def exact_bounds(betas: Sequence[float], gammas: Sequence[float], steps: int) -> np.ndarray:
+def exact_bounds(
+    betas: Sequence[float] | np.ndarray, gammas: Sequence[float] | np.ndarray, steps: int
+) -> np.ndarray:
     """(P, S) exact bound_n for n = 0..S−1 of every point (theory.exact.exact_bound)."""
     n = np.arange(steps)
     return np.array([exact_bound(b, g, n) for b, g in zip(betas, gammas, strict=True)])

@@ -63,16 +63,23 @@ def t_quantile(p: float, dof: np.ndarray) -> np.ndarray:
     return z + g1 / nu + g2 / nu**2 + g3 / nu**3 + g4 / nu**4
 
 
-def _prefix(a: np.ndarray) -> np.ndarray:
-    """Cumulative sums along the last axis with a leading 0: out[..., k] = Σ_{t<k} a[..., t]."""
-    out = np.zeros((*a.shape[:-1], a.shape[-1] + 1))
-    np.cumsum(a, axis=-1, out=out[..., 1:])
-    return out
+def _window_sums(values: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """Σ over t in [start, stop) of values[f, p, t], per field and window: (F, P, K).
 
-
-def _between(prefix: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    """Σ over [start, stop) from a prefix-sum array: prefix[stop] − prefix[start], row-wise."""
-    return np.take_along_axis(prefix, stop, axis=-1) - np.take_along_axis(prefix, start, axis=-1)
+    values: (F, P, T): fields, points, steps; start, stop: (P, K). With one window per
+    point, a masked sum (one pass over the array); with many, differences of running
+    sums, so the cost does not grow with the number of windows.
+    """
+    f, p, t = values.shape
+    if start.shape[-1] == 1:
+        steps = np.arange(t)
+        inside = ((steps >= start) & (steps < stop)).astype(float)  # (P, T)
+        return np.einsum("fpt,pt->fp", values, inside)[..., None]  # (F, P, 1)
+    running = np.zeros((f, p, t + 1))
+    np.cumsum(values, axis=-1, out=running[..., 1:])
+    hi = np.take_along_axis(running, np.broadcast_to(stop, (f, *stop.shape)), axis=-1)
+    lo = np.take_along_axis(running, np.broadcast_to(start, (f, *start.shape)), axis=-1)
+    return hi - lo
 
 
 def window_fits(
@@ -88,7 +95,7 @@ def window_fits(
     autocorrelation of the residuals r_t = y_t − a − b x_t is φ̂ = (Σ r_t r_{t+1} / n_p) /
     (SSR / n) over the n_p consecutive finite pairs; Σ r_t r_{t+1} expands into sums of
     y_t y_{t+1}, y_t + y_{t+1}, x_t y_{t+1} + x_{t+1} y_t, x_t + x_{t+1} and x_t x_{t+1},
-    all prefix sums too. Then φ = clip(φ̂ + (1 + 3φ̂)/n, 0, MAX_LAG1) and
+    all window sums too. Then φ = clip(φ̂ + (1 + 3φ̂)/n, 0, MAX_LAG1) and
     stderr² = SSR/(n − 2) / s_xx · (1 + φ)/(1 − φ) (module docstring).
     """
     y = np.asarray(y, dtype=float)
@@ -108,28 +115,25 @@ def window_fits(
     yc = np.where(finite, y - y_mean, 0.0)  # (P, S)
     xc = np.asarray(x, dtype=float) - float(np.mean(x))  # (S,)
 
-    n = _between(_prefix(w), start, stop)
-    sx = _between(_prefix(w * xc), start, stop)
-    sy = _between(_prefix(yc), start, stop)
-    sxx = _between(_prefix(w * xc * xc), start, stop)
-    sxy = _between(_prefix(yc * xc), start, stop)
-    syy = _between(_prefix(yc * yc), start, stop)
-
+    n, sx, sy, sxx, sxy, syy = _window_sums(
+        np.stack([w, w * xc, yc, w * xc * xc, yc * xc, yc * yc]), start, stop
+    )
     # Consecutive pairs (t, t + 1) inside [start, stop): pair index t runs over [start, stop − 1).
     pair = finite[:, :-1] & finite[:, 1:]  # (P, S − 1)
     y0, y1, x0, x1 = yc[:, :-1], yc[:, 1:], xc[:-1], xc[1:]
     pstart = np.minimum(start, s - 1)
     pstop = np.clip(stop - 1, pstart, s - 1)
-
-    def pair_sum(a: np.ndarray) -> np.ndarray:
-        return _between(_prefix(np.where(pair, a, 0.0)), pstart, pstop)
-
-    n_pairs = pair_sum(np.ones_like(y0))
-    p_yy = pair_sum(y0 * y1)
-    p_y = pair_sum(y0 + y1)
-    p_xy = pair_sum(x0 * y1 + x1 * y0)
-    p_x = pair_sum(np.broadcast_to(x0 + x1, y0.shape))
-    p_xx = pair_sum(np.broadcast_to(x0 * x1, y0.shape))
+    n_pairs, p_yy, p_y, p_xy, p_x, p_xx = _window_sums(
+        np.where(
+            pair,
+            np.stack(
+                np.broadcast_arrays(1.0, y0 * y1, y0 + y1, x0 * y1 + x1 * y0, x0 + x1, x0 * x1)
+            ),
+            0.0,
+        ),
+        pstart,
+        pstop,
+    )
 
     with np.errstate(divide="ignore", invalid="ignore"):
         mx, my = sx / n, sy / n
@@ -138,7 +142,9 @@ def window_fits(
         cyy = syy - n * my * my
         slope = cxy / cxx
         intercept = my - slope * mx
-        ssr = np.maximum(cyy - slope * cxy, 0.0)
+        ssr = cyy - slope * cxy
+        # cyy − b·cxy cancels to ~eps·cyy on an exact line: below 1e-12·cyy it is rounding.
+        ssr = np.where(ssr > 1e-12 * cyy, ssr, 0.0)
         r_pairs = (
             p_yy
             - intercept * p_y

@@ -63,8 +63,8 @@ class SweepMeasurement:
 
 
 def measure_points(
-    betas: Sequence[float],  # (P,) β = torch beta2
-    gammas: Sequence[float],  # (P,) γ = torch beta1
+    betas: Sequence[float] | np.ndarray,  # (P,) β = torch beta2
+    gammas: Sequence[float] | np.ndarray,  # (P,) γ = torch beta1
     max_update: np.ndarray,  # (P, S): points, steps; ‖u_n‖∞, nan after divergence
     *,
     settings: MeasureSettings | None = None,

@@ -23,15 +23,19 @@ _UPDATE_EPS = {
 #: are running sums whose relative rounding grows by ~1 eps per step until it saturates
 #: near 1/(1 − decay); a few dozen eps covers the ratio's own division and square root.
 _ROUNDING_ULPS = 64.0
+#: Floor of the slack: the bound itself is evaluated in float64, in log space where it is
+#: large (exp of up to ~709 carries a relative error of up to ~709 · 2^-53 ≈ 8e-14).
+_BOUND_EVAL_TOL = 1e-12
 
 
 def rounding_tolerance(dtype: str) -> float:
-    """Relative slack of u_n / bound_n for a training dtype: 64 × eps of the update's arithmetic.
+    """Relative slack of u_n / bound_n for a training dtype: 64 eps of the update's arithmetic.
 
-    float64: 1.4e-14, float32 and bfloat16 autocast (float32 moments): 7.6e-6.
+    float32 and bfloat16 autocast (float32 moments): 7.6e-6; float64: 1e-12, the floor set
+    by the float64 evaluation of the bound.
     """
     try:
-        return _ROUNDING_ULPS * _UPDATE_EPS[dtype]
+        return max(_ROUNDING_ULPS * _UPDATE_EPS[dtype], _BOUND_EVAL_TOL)
     except KeyError:
         known = ", ".join(sorted(_UPDATE_EPS))
         raise StabcliError(f"unknown training dtype {dtype!r} (expected one of {known})") from None

@@ -65,6 +65,11 @@ class GrowthMonitor:
         self._last = -1
         self.diverged_step: int | None = None
 
+    @property
+    def held(self) -> int:
+        """How many values the monitor holds: at most settings.max_window, however long the run."""
+        return int(np.count_nonzero(self._steps >= 0))
+
     def update(self, step: int, max_update: float | np.ndarray) -> None:
         """Record ‖u_n‖∞ at ``step``, or a block of consecutive steps starting there."""
         block = np.atleast_1d(np.asarray(max_update, dtype=float))
