@@ -54,6 +54,14 @@ class Coefficient:
         return f"{left}{self.low:g}, {self.high:g}{right}"
 
 
+#: The two betas as learnable coefficients, shared by MADA and HyperAdam. The seed projects
+#: onto the unit hypercube (Section 3); the betas stay below 1 here so that the bias
+#: corrections stay finite, and β2 >= 0.5 by default as in the seed's GPT runs. Default κ:
+#: 1e-4 (App. C.2, vision tasks; Section 5.2 searches 1e-4 to 1e-3 for the betas).
+BETA1 = Coefficient("beta1", 0.0, 1.0, False, True, (0.0, 0.999), 1e-4)
+BETA2 = Coefficient("beta2", 0.0, 1.0, True, True, (0.5, 0.9999), 1e-4)
+
+
 def get_coefficient(group: Mapping[str, Any], name: str) -> float:
     """q's value in a param group: ``beta1``/``beta2`` are PyTorch's ``betas`` pair."""
     if name == "beta1":
@@ -180,3 +188,82 @@ def hyper_step(
         value = get_coefficient(group, name) - group["hyper_lr"][name] * grad_q
         set_coefficient(group, name, min(max(value, low), high))
     return h
+
+
+class HyperOptimizer(torch.optim.Optimizer):
+    """PyTorch optimizer plumbing shared by MADA and HyperAdam.
+
+    Subclasses name their learnable :attr:`coefficients` and implement :meth:`_update`,
+    which steps one parameter with the group's current coefficients and, when ``out`` is
+    given, writes ∂u_t/∂q_k (k over the learned names) into it. This class validates the
+    param groups, takes the hyper-gradient step before the parameter step, and keeps
+    ``state["hyper_dir"]`` = −η_t ∂u_t/∂q for the next step.
+    """
+
+    coefficients: tuple[Coefficient, ...] = ()
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group (PyTorch's API), normalising and validating its settings."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        for key in ("lr", "eps", "weight_decay"):
+            value = float(group[key])
+            if not (math.isfinite(value) and value >= 0.0):
+                raise StabcliError(f"{key} must be a finite number >= 0, got {group[key]}")
+        if len(group["betas"]) != 2:
+            raise StabcliError(f"betas must be a pair (beta1, beta2), got {group['betas']}")
+        group["betas"] = tuple(float(b) for b in group["betas"])
+        group["hyper_lr"] = parse_hyper_lr(group["hyper_lr"], self.coefficients)
+        group["bounds"] = parse_bounds(group["bounds"], self.coefficients)
+        for coef in self.coefficients:
+            value = get_coefficient(group, coef.name)
+            if not coef.admits(value):
+                raise StabcliError(f"{coef.name} must be in {coef.domain_text()}, got {value}")
+        check_group(group, self.coefficients)
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        """One projected hyper-gradient step on each group's q, then the parameter step."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            check_group(group, self.coefficients)
+            learned = learned_names(group, self.coefficients)
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in group["params"]:
+                if p.grad is None and p in self.state:
+                    self.state[p].pop("hyper_dir", None)  # θ did not move: ∂θ/∂q = 0
+            if learned:
+                hyper_step(
+                    group, learned, self.coefficients, [(p.grad, self.state[p]) for p in params]
+                )
+            for p in params:
+                if p.grad.is_sparse or torch.is_complex(p):
+                    raise StabcliError(f"{type(self).__name__} supports dense real parameters only")
+                state = self.state[p]
+                out = None
+                if learned:
+                    out = state.get("hyper_dir")
+                    if out is None or out.shape[0] != len(learned):
+                        out = torch.empty((len(learned), *p.shape), dtype=p.dtype, device=p.device)
+                self._update(p, group, state, learned, out)
+                if out is not None:
+                    state["hyper_dir"] = out.mul_(-float(group["lr"]))  # ∂θ_t/∂q = −η_t ∂u_t/∂q
+                    state["hyper_index"] = hyper_index(learned, self.coefficients)
+                else:
+                    state.pop("hyper_dir", None)
+                    state.pop("hyper_index", None)
+        return loss
+
+    def _update(
+        self,
+        p: torch.Tensor,
+        group: dict[str, Any],
+        state: dict[str, Any],
+        learned: list[str],
+        out: torch.Tensor | None,
+    ) -> None:
+        """Step ``p`` in place with the group's coefficients; ∂u_t/∂q into ``out``."""
+        raise NotImplementedError

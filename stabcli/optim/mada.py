@@ -8,32 +8,21 @@ q = (β1, β2, β3, ρ, c, ω) are learned during training by projected hyper-gr
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 
 from stabcli.errors import StabcliError
-from stabcli.optim.hypergrad import (
-    Coefficient,
-    check_group,
-    get_coefficient,
-    hyper_index,
-    hyper_step,
-    learned_names,
-    parse_bounds,
-    parse_hyper_lr,
-)
+from stabcli.optim.hypergrad import BETA1, BETA2, Coefficient, HyperOptimizer, get_coefficient
 from stabcli.optim.mada_kernel import MADA_COEFFICIENTS, MadaCoefficients, MadaMoments, mada_step
 
-#: Hard domains, default boxes D and hyper-learning rates. The seed projects onto the unit
-#: hypercube (Section 3); the betas stay below 1 here so that the bias corrections stay
-#: finite, and β2 >= 0.5 as in the seed's GPT runs. Default κ: 1e-4 for β1 and β2, 1e-2 for
-#: the interpolation coefficients (App. C.2, vision tasks; Section 5.2 gives the ranges).
+#: Hard domains, default boxes D and hyper-learning rates: the betas as in
+#: :mod:`stabcli.optim.hypergrad`; the interpolation coefficients on the seed's unit
+#: interval (β3 below 1, a decay), with κ = 1e-2 (App. C.2, vision tasks; Section 5.2).
 COEFFICIENTS = (
-    Coefficient("beta1", 0.0, 1.0, False, True, (0.0, 0.999), 1e-4),
-    Coefficient("beta2", 0.0, 1.0, True, True, (0.5, 0.9999), 1e-4),
+    BETA1,
+    BETA2,
     Coefficient("beta3", 0.0, 1.0, False, True, (0.0, 0.999), 1e-2),
     Coefficient("rho", 0.0, 1.0, False, False, (0.0, 1.0), 1e-2),
     Coefficient("c", 0.0, 1.0, False, False, (0.0, 1.0), 1e-2),
@@ -46,7 +35,7 @@ DEFAULT_HYPER_LR = {c.name: c.hyper_lr for c in COEFFICIENTS}
 _MOMENTS = ("exp_avg", "exp_diff", "exp_avg_sq", "exp_avg_sq_mean", "prev_grad", "lion_avg")
 
 
-class MADA(torch.optim.Optimizer):
+class MADA(HyperOptimizer):
     r"""Meta-adaptive optimizer (MADA; Ozkara et al., ICML 2024, arXiv 2401.08893).
 
     Update rule at step t (the seed's eqs. (1)-(3) with App. C.1; elementwise; symbols →
@@ -129,50 +118,27 @@ class MADA(torch.optim.Optimizer):
         }
         super().__init__(params, defaults)
 
+    coefficients = COEFFICIENTS
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group (PyTorch's API), normalising and validating its settings."""
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        _check_settings(group)
-        group["betas"] = tuple(float(b) for b in group["betas"])
-        group["lion_betas"] = tuple(float(b) for b in group["lion_betas"])
-        group["hyper_lr"] = parse_hyper_lr(group["hyper_lr"], COEFFICIENTS)
-        group["bounds"] = parse_bounds(group["bounds"], COEFFICIENTS)
-        for coef in COEFFICIENTS:
-            value = get_coefficient(group, coef.name)
-            if not coef.admits(value):
-                raise StabcliError(f"{coef.name} must be in {coef.domain_text()}, got {value}")
-        check_group(group, COEFFICIENTS)
-
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        """One hyper-gradient step on q, then one MADA step on the parameters."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            check_group(group, COEFFICIENTS)
-            learned = learned_names(group, COEFFICIENTS)
-            params = [p for p in group["params"] if p.grad is not None]
-            for p in group["params"]:
-                if p.grad is None and p in self.state:
-                    self.state[p].pop("hyper_dir", None)  # θ did not move: ∂θ/∂q = 0
-            if learned:
-                hyper_step(group, learned, COEFFICIENTS, [(p.grad, self.state[p]) for p in params])
-            q = MadaCoefficients(*(get_coefficient(group, n) for n in MADA_COEFFICIENTS))
-            for p in params:
-                self._update(p, group, q, learned)
-        return loss
+        lion = tuple(float(b) for b in group["lion_betas"])
+        if len(lion) != 2 or not all(0.0 <= b <= 1.0 for b in lion):
+            raise StabcliError(f"lion_betas must be a pair in [0, 1], got {group['lion_betas']}")
+        group["lion_betas"] = lion
 
     def _update(
-        self, p: torch.Tensor, group: dict[str, Any], q: MadaCoefficients, learned: list[str]
+        self,
+        p: torch.Tensor,
+        group: dict[str, Any],
+        state: dict[str, Any],
+        learned: list[str],
+        out: torch.Tensor | None,
     ) -> None:
         grad = p.grad
         assert grad is not None
-        if grad.is_sparse or torch.is_complex(p):
-            raise StabcliError("MADA supports dense real parameters only")
-        state = self.state[p]
         if not state:
             state["step"] = 0
             state["prod1"] = 1.0  # Π_{j<t} β1_j
@@ -185,14 +151,9 @@ class MADA(torch.optim.Optimizer):
         decoupled = bool(group["decoupled_weight_decay"])
         if wd and not decoupled:
             grad = grad.add(p, alpha=wd)
-        out = None
-        if learned:
-            out = state.get("hyper_dir")
-            if out is None or out.shape[0] != len(learned):
-                out = torch.empty((len(learned), *p.shape), dtype=p.dtype, device=p.device)
-        moments = MadaMoments(*(state[name] for name in _MOMENTS))
+        q = MadaCoefficients(*(get_coefficient(group, n) for n in MADA_COEFFICIENTS))
         u = mada_step(
-            moments,
+            MadaMoments(*(state[name] for name in _MOMENTS)),
             grad,
             q,
             state["step"],
@@ -208,22 +169,3 @@ class MADA(torch.optim.Optimizer):
         if wd and decoupled:
             p.mul_(1.0 - lr * wd)
         p.add_(u, alpha=-lr)
-        if out is not None:
-            state["hyper_dir"] = out.mul_(-lr)  # ∂θ_t/∂q = −η_t ∂u_t/∂q
-            state["hyper_index"] = hyper_index(learned, COEFFICIENTS)
-        else:
-            state.pop("hyper_dir", None)
-            state.pop("hyper_index", None)
-
-
-def _check_settings(group: Mapping[str, Any]) -> None:
-    """The non-learned settings of a param group, or a one-line error."""
-    for key in ("lr", "eps", "weight_decay"):
-        value = float(group[key])
-        if not (math.isfinite(value) and value >= 0.0):
-            raise StabcliError(f"{key} must be a finite number >= 0, got {group[key]}")
-    if len(group["betas"]) != 2:
-        raise StabcliError(f"betas must be a pair (beta1, beta2), got {group['betas']}")
-    lion = tuple(group["lion_betas"])
-    if len(lion) != 2 or not all(0.0 <= float(b) <= 1.0 for b in lion):
-        raise StabcliError(f"lion_betas must be a pair in [0, 1], got {lion}")
