@@ -8,6 +8,12 @@ load hit every command alike; a couple of warm-up rounds fill the OS file cache 
 
     python benchmarks/bench_check.py            # 21 timed runs of each command
     python benchmarks/bench_check.py --runs 41
+    python benchmarks/bench_check.py --cached-bytecode
+
+Every command runs with the caller's environment. Where PYTHONDONTWRITEBYTECODE is set,
+each run compiles stabcli's sources again (site-packages have their bytecode from
+install): ``--cached-bytecode`` times all commands with bytecode cached in a temporary
+PYTHONPYCACHEPREFIX instead, as after any ordinary install.
 """
 
 from __future__ import annotations
@@ -57,10 +63,12 @@ def commands(hello_path: Path) -> dict[str, list[str]]:
     return out
 
 
-def time_once(argv: list[str]) -> float:
+def time_once(argv: list[str], env: dict[str, str] | None = None) -> float:
     """Wall-clock seconds for one run; a failing command stops the benchmark."""
     start = time.perf_counter()
-    done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = subprocess.run(
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         err = done.stderr.decode(errors="replace").strip().splitlines()
@@ -69,15 +77,17 @@ def time_once(argv: list[str]) -> float:
     return elapsed
 
 
-def run(cmds: dict[str, list[str]], runs: int, warmup: int) -> dict[str, list[float]]:
+def run(
+    cmds: dict[str, list[str]], runs: int, warmup: int, env: dict[str, str] | None = None
+) -> dict[str, list[float]]:
     """``runs`` interleaved timings of each command after ``warmup`` untimed rounds."""
     for _ in range(warmup):
         for argv in cmds.values():
-            time_once(argv)
+            time_once(argv, env)
     times: dict[str, list[float]] = {label: [] for label in cmds}
     for _ in range(runs):
         for label, argv in cmds.items():  # interleaved: one run of each per round
-            times[label].append(time_once(argv))
+            times[label].append(time_once(argv, env))
     return times
 
 
@@ -85,6 +95,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=21, help="timed runs per command (>= 15)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    parser.add_argument(
+        "--cached-bytecode",
+        action="store_true",
+        help="cache bytecode in a temporary PYTHONPYCACHEPREFIX (as after an install)",
+    )
     args = parser.parse_args()
     if args.runs < 15:
         parser.error("--runs must be at least 15")
@@ -92,12 +107,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         hello_path = Path(tmp) / "hello.py"
         hello_path.write_text(HELLO_APP, encoding="utf-8")
-        times = run(commands(hello_path), args.runs, args.warmup)
+        env = None
+        if args.cached_bytecode:
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+            env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
+        times = run(commands(hello_path), args.runs, max(args.warmup, 1), env)
 
     bare = statistics.median(times[BARE])
     hello = statistics.median(times[HELLO])
     print(f"python {sys.version.split()[0]} at {sys.executable}; {os.cpu_count()} CPUs")
     print(f"{args.runs} interleaved runs per command, after {args.warmup} warm-up rounds")
+    if args.cached_bytecode:
+        print("bytecode cached in a temporary PYTHONPYCACHEPREFIX")
+    elif os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        print("PYTHONDONTWRITEBYTECODE is set: each run compiles stabcli's sources")
     print(f"{'command':<26} {'median':>9} {'min':>9} {'max':>9} {'/bare':>7} {'/hello':>7}")
     ok = True
     for label, samples in times.items():

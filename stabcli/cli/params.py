@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from stabcli.errors import StabcliError
 from stabcli.theory.domain import HyperPoint, validate_beta, validate_gamma
@@ -42,6 +43,29 @@ def point_from_args(beta: str | None, gamma: str | None, torch_betas: str | None
         missing = "BETA and GAMMA" if beta is None else "GAMMA"
         raise StabcliError(
             f"missing {missing}: give the point as BETA GAMMA in the paper's order "
-            "(e.g. 0.999 0.9), or as --torch-betas 0.9,0.999"
+            "(e.g. 0.999 0.9), as --torch-betas 0.9,0.999, or --from a config or checkpoint"
         )
     return HyperPoint(validate_beta(beta), validate_gamma(gamma))
+
+
+class GivenPoint(NamedTuple):
+    """A point to check and how the user gave it (a named tuple: cheaper to define at
+    start-up than a dataclass)."""
+
+    point: HyperPoint
+    order: str  # "paper" (typed BETA GAMMA) or "torch" (--torch-betas, or found by --from)
+    source: str | None = None  # "file: key.path" for a point found by --from
+
+
+def points_to_check(
+    beta: str | None, gamma: str | None, torch_betas: str | None, files: list[str] | None
+) -> list[GivenPoint]:
+    """The points of one ``check``: BETA GAMMA, --torch-betas, or every pair in the files."""
+    if not files:
+        point = point_from_args(beta, gamma, torch_betas)
+        return [GivenPoint(point, "paper" if torch_betas is None else "torch")]
+    if beta is not None or gamma is not None or torch_betas is not None:
+        raise StabcliError("give BETA GAMMA, --torch-betas or --from FILE, not several")
+    from stabcli.configs import betas_in_files
+
+    return [GivenPoint(f.point, "torch", f.source) for f in betas_in_files(files)]

@@ -127,28 +127,46 @@ def _when(steps: int | None, threshold: float) -> str:
 
 
 def first_step_exceeding(
-    bound: Callable[[int], float], threshold: float, limit: float
+    bound: Callable[[int], float], threshold: float, limit: float, settled: int | None = None
 ) -> int | None:
     """The first step n whose bound exceeds ``threshold``; None when it never does.
 
     Bounds are smooth in n: the first 64 steps are checked one by one, later ones on a
     geometric grid (ratio 1.05, a few hundred evaluations up to 1e15) followed by
-    bisection. A finite ``limit`` at or below the threshold with no crossing means never.
+    bisection. ``settled``, when given, is a step from which on the bound equals ``limit``
+    to float precision (see :func:`settling_step`): the grid stops there. A finite
+    ``limit`` at or below the threshold with no crossing means never.
     """
-    previous = -1
-    n = 0
-    while n <= MAX_SEARCH_STEP:
+    horizon = MAX_SEARCH_STEP if settled is None else min(settled, MAX_SEARCH_STEP)
+    previous, n = -1, 0
+    while True:
         if bound(n) > threshold:
             lo, hi = previous, n  # bound(lo) <= threshold < bound(hi)
             while hi - lo > 1:
                 mid = (lo + hi) // 2
                 lo, hi = (lo, mid) if bound(mid) > threshold else (mid, hi)
             return hi
+        if n >= horizon:
+            break
         previous = n
-        n = n + 1 if n < 64 else int(n * 1.05) + 1
+        n = min(horizon, n + 1 if n < 64 else int(n * 1.05) + 1)
     if limit <= threshold:
         return None
     return None if math.isnan(limit) else MAX_SEARCH_STEP
+
+
+def settling_step(*decays: float) -> int:
+    """A step n from which every decay d^(n+1) is below 2^-60, capped at the horizon.
+
+    A bound built from β^(n+1), γ^(n+1) (the bias correction corr_n, docs/theory.md §1)
+    and r^(n+1) with r = γ²/β < 1 (the exact sum S_n, docs/theory.md §3) then differs
+    from its limit by less than float rounding, so searching further cannot find a
+    crossing that the limit does not already decide. Every decay must be in [0, 1).
+    """
+    largest = max(decays)
+    if largest <= 0.0:
+        return 0
+    return min(MAX_SEARCH_STEP, math.ceil(60 * math.log(2) / -math.log(largest)))
 
 
 def _paper_verdict(beta: float, gamma: float, step: int, threshold: float) -> TheoryVerdict:
@@ -166,7 +184,13 @@ def _paper_verdict(beta: float, gamma: float, step: int, threshold: float) -> Th
         # At γ = 0 eq. 5 is infinite for every n: it bounds nothing but predicts no growth.
         steps_to_threshold=None
         if gamma == 0.0
-        else first_step_exceeding(lambda n: paper.paper_bound(beta, gamma, n), threshold, limit),
+        else first_step_exceeding(
+            lambda n: paper.paper_bound(beta, gamma, n),
+            threshold,
+            limit,
+            # In B+ eq. 5 is corr_n times a constant: settled once β^(n+1), γ^(n+1) are.
+            settling_step(beta, gamma) if where is paper.Region.B_PLUS else None,
+        ),
     )
 
 
@@ -182,7 +206,11 @@ def _exact_verdict(beta: float, gamma: float, step: int, threshold: float) -> Th
         bound_at_step=exact.exact_bound(beta, gamma, step),
         limit_bound=limit,
         steps_to_threshold=first_step_exceeding(
-            lambda n: exact.exact_bound(beta, gamma, n), threshold, limit
+            lambda n: exact.exact_bound(beta, gamma, n),
+            threshold,
+            limit,
+            # Stable (γ² < β): corr_n and S_n settle once β^(n+1), γ^(n+1), r^(n+1) do.
+            settling_step(beta, gamma, gamma * gamma / beta) if stable else None,
         ),
     )
 

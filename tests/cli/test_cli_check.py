@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -192,6 +193,22 @@ def test_check_and_help_import_no_heavy_modules(args: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY=\n" in proc.stdout
+
+
+def test_check_from_a_json_file_imports_no_heavy_modules(tmp_path: Path) -> None:
+    cfg = tmp_path / "train.json"
+    cfg.write_text('{"optimizer": {"betas": [0.9, 0.95]}}', encoding="utf-8")
+    code = (
+        "import sys\n"
+        "from stabcli.cli import main\n"
+        f"code = main(['check', '--from', {str(cfg)!r}])\n"
+        "heavy = sorted(m for m in ('torch', 'pandas', 'plotly', 'numpy') if m in sys.modules)\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY=\n" in proc.stdout
+    assert f"{cfg}: optimizer.betas" in proc.stdout  # it did check the file
 
 
 def test_pytorch_order_typed_by_habit_gets_a_hint() -> None:
