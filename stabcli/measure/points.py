@@ -83,6 +83,8 @@ def measure_points(
             f"for {len(betas)} β and {len(gammas)} γ"
         )
     p, steps = u.shape
+    if steps < 1:
+        raise StabcliError("no steps recorded: max_update has no columns")
     tolerance = rounding_tolerance(dtype)
     log_u = log_trace(u)  # (P, S)
     ends = first_nonfinite(u)  # (P,)

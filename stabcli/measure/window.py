@@ -104,7 +104,9 @@ def log_bound_shape(beta: float, gamma: float, n: np.ndarray) -> np.ndarray:
     return np.log(bias_correction(beta, gamma, n)) + 0.5 * log_geometric_sum(beta, gamma, n)
 
 
-def _unsettled(beta: float, gamma: float, n: np.ndarray, rule: Regime, s: MeasureSettings):
+def _unsettled(
+    beta: float, gamma: float, n: np.ndarray, rule: Regime, s: MeasureSettings
+) -> np.ndarray:
     """Boolean (len(n),): steps where the rule's criterion does not hold yet."""
     log_b = log_bound_shape(beta, gamma, np.append(n, n[-1] + 1))
     step_slope = np.diff(log_b)  # Δ log bound_n, from n to n + 1
