@@ -9,7 +9,7 @@ the betas and the optimizer around it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -23,6 +23,17 @@ Coef = float | torch.Tensor  # a Python float, or a tensor broadcasting over the
 HYPERADAM_COEFFICIENTS = ("beta1", "beta2")
 
 
+#: Scratch tensors (shaped like the moments) that :func:`hyperadam_step` works in.
+HYPERADAM_SCRATCH = 3
+
+
+def _axpy_(x: torch.Tensor, y: torch.Tensor, a: Coef) -> torch.Tensor:
+    """x ← x + a·y in place, for a float or a broadcasting tensor ``a``."""
+    if isinstance(a, torch.Tensor):
+        return x.addcmul_(y, a)
+    return x.add_(y, alpha=a)
+
+
 def hyperadam_step(
     exp_avg: torch.Tensor,
     exp_avg_sq: torch.Tensor,
@@ -32,11 +43,16 @@ def hyperadam_step(
     prod1: Coef,
     prod2: Coef,
     eps: float,
-    learned: tuple[str, ...] | list[str] = (),
+    learned: Sequence[str] = (),
     out: torch.Tensor | None = None,
+    scratch: Sequence[torch.Tensor] | None = None,
+    out_scale: Coef = 1.0,
     ops: TensorOps = SINGLE,
 ) -> torch.Tensor:
     """Advance Adam's moments by one step and return u_t; ∂u_t/∂β_k into ``out[k]``.
+
+    The derivatives are multiplied by ``out_scale`` (the optimizer passes −η_t, to store
+    ∂θ_t/∂β directly).
 
     With P1 = Π_{j<t} β1_j and P2 = Π_{j<t} β2_j (``prod1``, ``prod2``; 1 at t = 1)::
 
@@ -54,10 +70,27 @@ def hyperadam_step(
         ∂u/∂β2 = −u/(2 sqrt(v̂) D) · (v_{t−1} − g² + v̂ P2)/(1 − P2 β2)
 
     Coefficients are floats, or (P, 1) tensors over a (P, N) buffer with ``ops=STACKED``.
+    ``scratch`` holds :data:`HYPERADAM_SCRATCH` tensors shaped like ``grad`` (fresh ones
+    when None); the returned u_t is the first of them. ``grad`` is never written.
     """
     want = set(learned)
-    dm = exp_avg - grad if "beta1" in want else None  # m_{t−1} − g
-    dv = torch.addcmul(exp_avg_sq, grad, grad, value=-1.0) if "beta2" in want else None
+    if want - set(HYPERADAM_COEFFICIENTS):
+        raise ValueError(f"unknown HyperAdam coefficient(s) {sorted(want)}")
+    if want and (out is None or out.shape[0] < len(learned)):
+        raise ValueError("out needs one row per learned beta")
+    bufs = scratch if scratch is not None else [torch.empty_like(grad) for _ in range(3)]
+    u, root, den = bufs[:HYPERADAM_SCRATCH]
+    index = {name: k for k, name in enumerate(learned)}
+
+    def deriv(name: str) -> torch.Tensor:
+        """out's row for ∂u/∂q_name."""
+        assert out is not None
+        return out[index[name]]
+
+    if "beta1" in want:
+        torch.sub(exp_avg, grad, out=deriv("beta1"))  # m_{t−1} − g, scaled below
+    if "beta2" in want:
+        torch.addcmul(exp_avg_sq, grad, grad, value=-1.0, out=deriv("beta2"))  # v_{t−1} − g²
     bc1 = 1.0 - prod1 * beta1
     bc2 = 1.0 - prod2 * beta2
     sqrt_bc2 = bc2**0.5
@@ -68,24 +101,19 @@ def hyperadam_step(
         corr=sqrt_bc2 / bc1,
         eps=eps * sqrt_bc2,
     )
-    u = torch.empty_like(grad)
     adam_direction(ops, grad, exp_avg, exp_avg_sq, coeffs, u)
-    if not learned:
+    if not want:
         return u
-    assert out is not None, "out is required when betas are learned"
-    root = (exp_avg_sq / bc2).sqrt_()  # sqrt(v̂)
-    den = root + eps  # D
-    for k, name in enumerate(learned):
-        if name == "beta1":
-            assert dm is not None
-            torch.div(dm + exp_avg / bc1 * prod1, den * bc1, out=out[k])
-        elif name == "beta2":
-            assert dv is not None
-            tiny = torch.finfo(root.dtype).tiny  # v̂ = 0 only where every g was 0: u = 0
-            k_v = u / (root * den).clamp_min_(tiny) * -0.5
-            torch.mul((dv + exp_avg_sq / bc2 * prod2) / bc2, k_v, out=out[k])
-        else:
-            raise ValueError(f"unknown HyperAdam coefficient {name!r}")
+    assert out is not None
+    torch.div(exp_avg_sq, bc2, out=root).sqrt_()  # sqrt(v̂)
+    torch.add(root, eps, out=den)  # D
+    if "beta1" in want:
+        _axpy_(deriv("beta1"), exp_avg, prod1 / bc1).div_(den).mul_(out_scale / bc1)
+    if "beta2" in want:
+        # ∂u/∂v̂ = −u/(2 sqrt(v̂) D); v̂ = 0 only where every g so far was 0, and u = 0
+        root.mul_(den).clamp_min_(torch.finfo(root.dtype).tiny)
+        r = _axpy_(deriv("beta2"), exp_avg_sq, prod2 / bc2)  # v_{t−1} − g² + v̂ P2
+        r.mul_(u).div_(root).mul_(-0.5 * out_scale / bc2)
     return u
 
 
@@ -125,6 +153,7 @@ class HyperAdam(HyperOptimizer):
     """
 
     coefficients = (BETA1, BETA2)
+    scratch_count = HYPERADAM_SCRATCH + 1  # + the gradient with coupled weight decay
 
     def __init__(
         self,
@@ -170,8 +199,9 @@ class HyperAdam(HyperOptimizer):
         state["step"] += 1
         lr, wd = float(group["lr"]), float(group["weight_decay"])
         decoupled = bool(group["decoupled_weight_decay"])
+        scratch = self._scratch(p)
         if wd and not decoupled:
-            grad = grad.add(p, alpha=wd)
+            grad = torch.add(grad, p, alpha=wd, out=scratch[HYPERADAM_SCRATCH])
         beta1, beta2 = group["betas"]
         u = hyperadam_step(
             state["exp_avg"],
@@ -184,6 +214,8 @@ class HyperAdam(HyperOptimizer):
             float(group["eps"]),
             learned,
             out,
+            scratch[:HYPERADAM_SCRATCH],
+            out_scale=-lr,  # store ∂θ_t/∂β = −η_t ∂u_t/∂β
         )
         state["prod1"] *= beta1
         state["prod2"] *= beta2

@@ -195,12 +195,28 @@ class HyperOptimizer(torch.optim.Optimizer):
 
     Subclasses name their learnable :attr:`coefficients` and implement :meth:`_update`,
     which steps one parameter with the group's current coefficients and, when ``out`` is
-    given, writes ∂u_t/∂q_k (k over the learned names) into it. This class validates the
-    param groups, takes the hyper-gradient step before the parameter step, and keeps
-    ``state["hyper_dir"]`` = −η_t ∂u_t/∂q for the next step.
+    given, writes ∂θ_t/∂q_k = −η_t ∂u_t/∂q_k (k over the learned names) into it. This
+    class validates the param groups, takes the hyper-gradient step before the parameter
+    step, and keeps ``out`` as ``state["hyper_dir"]`` for the next step.
     """
 
     coefficients: tuple[Coefficient, ...] = ()
+    scratch_count = 0  # parameter-shaped work tensors that :meth:`_update` needs
+
+    def _scratch(self, p: torch.Tensor) -> list[torch.Tensor]:
+        """``scratch_count`` work tensors shaped like ``p``, views of buffers kept across
+        steps: fresh parameter-sized temporaries at every step cost more than the
+        arithmetic on a CPU (page faults). Not part of ``state_dict``.
+        """
+        pool: dict[tuple[torch.device, torch.dtype], torch.Tensor] = self.__dict__.setdefault(
+            "_scratch_pool", {}
+        )
+        key = (p.device, p.dtype)
+        flat = pool.get(key)
+        if flat is None or flat.shape[1] < p.numel():
+            flat = torch.empty((self.scratch_count, p.numel()), dtype=p.dtype, device=p.device)
+            pool[key] = flat  # (S, N_max): scratch slots, elements of the largest parameter
+        return [row[: p.numel()].view(p.shape) for row in flat]
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group (PyTorch's API), normalising and validating its settings."""
@@ -250,7 +266,7 @@ class HyperOptimizer(torch.optim.Optimizer):
                         out = torch.empty((len(learned), *p.shape), dtype=p.dtype, device=p.device)
                 self._update(p, group, state, learned, out)
                 if out is not None:
-                    state["hyper_dir"] = out.mul_(-float(group["lr"]))  # ∂θ_t/∂q = −η_t ∂u_t/∂q
+                    state["hyper_dir"] = out  # ∂θ_t/∂q = −η_t ∂u_t/∂q
                     state["hyper_index"] = hyper_index(learned, self.coefficients)
                 else:
                     state.pop("hyper_dir", None)
@@ -265,5 +281,5 @@ class HyperOptimizer(torch.optim.Optimizer):
         learned: list[str],
         out: torch.Tensor | None,
     ) -> None:
-        """Step ``p`` in place with the group's coefficients; ∂u_t/∂q into ``out``."""
+        """Step ``p`` in place with the group's coefficients; −η_t ∂u_t/∂q into ``out``."""
         raise NotImplementedError

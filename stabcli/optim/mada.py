@@ -15,7 +15,13 @@ import torch
 
 from stabcli.errors import StabcliError
 from stabcli.optim.hypergrad import BETA1, BETA2, Coefficient, HyperOptimizer, get_coefficient
-from stabcli.optim.mada_kernel import MADA_COEFFICIENTS, MadaCoefficients, MadaMoments, mada_step
+from stabcli.optim.mada_kernel import (
+    MADA_COEFFICIENTS,
+    MADA_SCRATCH,
+    MadaCoefficients,
+    MadaMoments,
+    mada_step,
+)
 
 #: Hard domains, default boxes D and hyper-learning rates: the betas as in
 #: :mod:`stabcli.optim.hypergrad`; the interpolation coefficients on the seed's unit
@@ -119,6 +125,7 @@ class MADA(HyperOptimizer):
         super().__init__(params, defaults)
 
     coefficients = COEFFICIENTS
+    scratch_count = MADA_SCRATCH + 1  # + the gradient with coupled weight decay
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group (PyTorch's API), normalising and validating its settings."""
@@ -149,8 +156,9 @@ class MADA(HyperOptimizer):
         state["step"] += 1
         lr, wd = float(group["lr"]), float(group["weight_decay"])
         decoupled = bool(group["decoupled_weight_decay"])
+        scratch = self._scratch(p)
         if wd and not decoupled:
-            grad = grad.add(p, alpha=wd)
+            grad = torch.add(grad, p, alpha=wd, out=scratch[MADA_SCRATCH])
         q = MadaCoefficients(*(get_coefficient(group, n) for n in MADA_COEFFICIENTS))
         u = mada_step(
             MadaMoments(*(state[name] for name in _MOMENTS)),
@@ -163,6 +171,8 @@ class MADA(HyperOptimizer):
             group["lion_betas"],
             learned,
             out,
+            scratch[:MADA_SCRATCH],
+            out_scale=-lr,  # store ∂θ_t/∂q = −η_t ∂u_t/∂q
         )
         state["prod1"] *= float(q.beta1)
         state["prod2"] *= float(q.beta2)

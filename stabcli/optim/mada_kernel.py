@@ -72,9 +72,20 @@ class MadaMoments:
         return cls(*(torch.zeros_like(x, memory_format=torch.preserve_format) for _ in range(6)))
 
 
+#: Scratch tensors (shaped like the moments) that :func:`mada_step` works in.
+MADA_SCRATCH = 12
+
+
 def _is(x: Coef, value: float) -> bool:
     """``x`` is the Python number ``value`` (a tensor coefficient is never taken as fixed)."""
     return isinstance(x, float | int) and x == value
+
+
+def _axpy_(x: torch.Tensor, y: torch.Tensor, a: Coef) -> torch.Tensor:
+    """x ← x + a·y in place, for a float or a broadcasting tensor ``a``."""
+    if isinstance(a, torch.Tensor):
+        return x.addcmul_(y, a)
+    return x.add_(y, alpha=a)
 
 
 def mada_step(
@@ -88,13 +99,16 @@ def mada_step(
     lion_betas: tuple[float, float],
     learned: Sequence[str] = (),
     out: torch.Tensor | None = None,
+    scratch: Sequence[torch.Tensor] | None = None,
+    out_scale: Coef = 1.0,
 ) -> torch.Tensor:
     """Advance ``moments`` by one step and return the update direction u_t.
 
     ``step`` is t (1 at the first step); ``prod1`` and ``prod2`` are Π_{j<t} β1_j and
     Π_{j<t} β2_j (1 at t = 1). For each name in ``learned`` (a subset of
     :data:`MADA_COEFFICIENTS`), ``out[k]`` receives ∂u_t/∂q_k with the moments of step t−1
-    held fixed (the seed's one-step hyper-gradient, Section 3 eq. (4)):
+    held fixed (the seed's one-step hyper-gradient, Section 3 eq. (4)), times ``out_scale``
+    (the optimizer passes −η_t to store ∂θ_t/∂q directly):
 
         ∂u/∂q = ω/D · ∂N/∂q − ω a/(2 sqrt(V) D) · ∂V/∂q,   N = m̂ + β3 n,  D = sqrt(V) + ε
         ∂N/∂β1 = (m_{t−1} − g + m̂ Π_{j<t} β1_j)/(1 − Π_{j≤t} β1_j),  ∂N/∂β3 = n_t + β3 (n_{t−1} − d)
@@ -104,93 +118,110 @@ def mada_step(
         ∂u/∂ω  = a − sign(cᴸ)
 
     with s = sign(ĝ² − v̄_{t−1}) and y = v̄_{t−1} + ĝ² s (sign() is differentiated as 0).
+
+    ``scratch`` holds :data:`MADA_SCRATCH` tensors shaped like ``grad`` to work in (fresh
+    ones are allocated when it is None); the returned u_t may be one of them, so use it
+    before the next call. ``grad`` is never written.
     """
     b1, b2, b3, rho, c, omega = q.beta1, q.beta2, q.beta3, q.rho, q.c, q.omega
     mo = moments
     want = set(learned)
-    if out is not None and out.shape[0] < len(learned):
-        raise ValueError("out has fewer rows than learned coefficients")
+    if want - set(MADA_COEFFICIENTS):
+        raise ValueError(f"unknown MADA coefficient(s) {sorted(want - set(MADA_COEFFICIENTS))}")
+    if want and (out is None or out.shape[0] < len(learned)):
+        raise ValueError("out needs one row per learned coefficient")
+    bufs = scratch if scratch is not None else [torch.empty_like(grad) for _ in range(MADA_SCRATCH)]
+    d, ghat, ghat2, sgn, y, g2, vhat, root, den, a, sign_l, u = bufs[:MADA_SCRATCH]
+    index = {name: k for k, name in enumerate(learned)}
 
-    # Gradient difference and Adan's ĝ (d_1 = 0: no previous gradient yet).
-    d = grad - mo.prev_grad if step > 1 else torch.zeros_like(grad)
-    mo.prev_grad.copy_(grad)
-    ghat = grad + d * b3 if not _is(b3, 0.0) or "beta3" in want else grad
-    ghat2 = ghat * ghat
+    def deriv(name: str) -> torch.Tensor:
+        """out's row for ∂u/∂q_name."""
+        assert out is not None
+        return out[index[name]]
 
-    # Second moment: Adam/Yogi increment g̃², then v̄, v̂, AVGrad's ṽ and the mix V.
-    if _is(c, 1.0) and "c" not in want and "beta3" not in want:
-        gt2, s, y = ghat2, None, None  # Adam's increment: no Yogi term to form
+    bc1 = 1.0 - prod1 * b1  # 1 − Π_{j≤t} β1_j
+    bc2 = 1.0 - prod2 * b2  # 1 − Π_{j≤t} β2_j
+
+    # Gradient difference and Adan's ĝ = g + β3 d (d_1 = 0: no previous gradient yet).
+    if step > 1:
+        torch.sub(grad, mo.prev_grad, out=d)
     else:
-        s = torch.sign(ghat2 - mo.exp_avg_sq)
-        y = torch.addcmul(mo.exp_avg_sq, ghat2, s)  # v̄_{t−1} + ĝ² sign(ĝ² − v̄_{t−1})
-        gt2 = torch.lerp(y, ghat2, c)  # c ĝ² + (1−c) y, exactly y at c = 0
-    dv = mo.exp_avg_sq - gt2 if "beta2" in want else None  # v̄_{t−1} − g̃²
-    mo.exp_avg_sq.lerp_(gt2, 1.0 - b2)
-    bc2 = 1.0 - prod2 * b2
-    vhat = mo.exp_avg_sq / bc2
+        d.zero_()
+    mo.prev_grad.copy_(grad)
+    if _is(b3, 0.0) and "beta3" not in want:
+        ghat = grad
+    else:
+        _axpy_(ghat.copy_(grad), d, b3)
+    torch.mul(ghat, ghat, out=ghat2)
+
+    # Second moment: the Adam/Yogi increment g̃², then v̄, v̂, AVGrad's ṽ and V.
+    if _is(c, 1.0) and not want & {"c", "beta3"}:
+        g2 = ghat2  # Adam's increment: no Yogi term to form
+    else:
+        torch.sub(ghat2, mo.exp_avg_sq, out=sgn).sign_()  # s
+        torch.addcmul(mo.exp_avg_sq, ghat2, sgn, out=y)  # y = v̄_{t−1} + ĝ² s
+        if "c" in want:
+            torch.sub(ghat2, y, out=deriv("c"))  # ∂g̃²/∂c, scaled below
+        torch.lerp(y, ghat2, c, out=g2)  # g̃² = c ĝ² + (1−c) y, exactly y at c = 0
+    if "beta2" in want:
+        torch.sub(mo.exp_avg_sq, g2, out=deriv("beta2"))  # v̄_{t−1} − g̃², scaled below
+    mo.exp_avg_sq.lerp_(g2, 1.0 - b2)
+    torch.div(mo.exp_avg_sq, bc2, out=vhat)
     mo.exp_avg_sq_mean.lerp_(vhat, 1.0 / step)
     if _is(rho, 1.0) and "rho" not in want:
-        big_v = vhat
+        torch.sqrt(vhat, out=root)
     else:
-        big_v = torch.lerp(mo.exp_avg_sq_mean, vhat, rho)  # ρ v̂ + (1−ρ) ṽ
-    root = big_v.sqrt()
-    den = root + eps  # D
+        torch.lerp(mo.exp_avg_sq_mean, vhat, rho, out=root).sqrt_()  # sqrt(ρ v̂ + (1−ρ) ṽ)
+    torch.add(root, eps, out=den)  # D
 
     # First moment: m, n, and the adaptive direction a = (m̂ + β3 n)/D.
-    dm = mo.exp_avg - grad if "beta1" in want else None  # m_{t−1} − g
+    if "beta1" in want:
+        torch.sub(mo.exp_avg, grad, out=deriv("beta1"))  # m_{t−1} − g, scaled below
     mo.exp_avg.lerp_(grad, 1.0 - b1)
-    dn = mo.exp_diff - d if "beta3" in want else None  # n_{t−1} − d
+    if "beta3" in want:
+        torch.sub(mo.exp_diff, d, out=deriv("beta3"))  # n_{t−1} − d, scaled below
     mo.exp_diff.lerp_(d, 1.0 - b3)
-    bc1 = 1.0 - prod1 * b1
-    mhat = mo.exp_avg / bc1
-    numer = mhat + mo.exp_diff * b3 if not _is(b3, 0.0) else mhat
-    a = numer / den
+    torch.div(mo.exp_avg, bc1, out=a)  # m̂
+    if not _is(b3, 0.0):
+        _axpy_(a, mo.exp_diff, b3)  # N
+    a.div_(den)
 
     # Lion's sign update, and the mix u = ω a + (1−ω) sign(cᴸ).
     lion_b1, lion_b2 = lion_betas
     if _is(omega, 1.0) and "omega" not in want:
-        mo.lion_avg.lerp_(grad, 1.0 - lion_b2)
         u = a
-        sign_l = None
     else:
-        sign_l = torch.lerp(mo.lion_avg, grad, 1.0 - lion_b1).sign_()
-        mo.lion_avg.lerp_(grad, 1.0 - lion_b2)
-        u = torch.lerp(sign_l, a, omega)  # exactly a at ω = 1 and sign(cᴸ) at ω = 0
-
-    if not learned:
+        torch.lerp(mo.lion_avg, grad, 1.0 - lion_b1, out=sign_l).sign_()
+        torch.lerp(sign_l, a, omega, out=u)  # exactly a at ω = 1, sign(cᴸ) at ω = 0
+    mo.lion_avg.lerp_(grad, 1.0 - lion_b2)
+    if not want:
         return u
-    assert out is not None, "out is required when coefficients are learned"
+    assert out is not None
 
     # Derivatives, with the moments of step t−1 held fixed.
-    k_n = den.reciprocal() * omega  # ∂u/∂N = ω/D
-    k_v = None
+    k_v = g2 if g2 is not ghat2 else y  # reuse a buffer that is free now: ∂u/∂V
     if want & {"beta2", "beta3", "rho", "c"}:
-        # ∂u/∂V = −ω a/(2 sqrt(V) D); where V = 0 every gradient so far was 0, a = 0 too.
-        tiny = torch.finfo(root.dtype).tiny
-        k_v = a / (root * den).clamp_min_(tiny) * (-0.5 * omega)
-    avg_w = rho + (1.0 - rho) / step  # ∂V/∂v̂ through both v̂ and ṽ
-    for k, name in enumerate(learned):
-        row = out[k]
-        if name == "beta1":
-            assert dm is not None
-            row.copy_((dm + mhat * prod1) / bc1 * k_n)
-        elif name == "beta2":
-            assert dv is not None and k_v is not None
-            row.copy_((dv + vhat * prod2) / bc2 * avg_w * k_v)
-        elif name == "beta3":
-            assert dn is not None and s is not None and k_v is not None
-            d_numer = mo.exp_diff + dn * b3
-            d_gt2 = (s * (1.0 - c) + c) * ghat * d * 2.0
-            row.copy_(d_numer * k_n + d_gt2 * ((1.0 - b2) / bc2 * avg_w) * k_v)
-        elif name == "rho":
-            assert k_v is not None
-            row.copy_((vhat - mo.exp_avg_sq_mean) * k_v)
-        elif name == "c":
-            assert y is not None and k_v is not None
-            row.copy_((ghat2 - y) * ((1.0 - b2) / bc2 * avg_w) * k_v)
-        elif name == "omega":
-            assert sign_l is not None
-            row.copy_(a - sign_l)
-        else:
-            raise ValueError(f"unknown MADA coefficient {name!r}")
+        # ∂u/∂V = −ω a/(2 sqrt(V) D); where V = 0 every gradient so far was 0, and a = 0.
+        torch.mul(root, den, out=k_v).clamp_min_(torch.finfo(root.dtype).tiny)
+        torch.div(a, k_v, out=k_v).mul_(omega * -0.5 * out_scale)  # (scaled)
+    avg_w = rho + (1.0 - rho) / step  # ∂V/∂v̂, through v̂ and ṽ
+    dv_scale = avg_w * (1.0 - b2) / bc2  # ∂V/∂g̃²
+    if "beta1" in want:
+        r = deriv("beta1")
+        _axpy_(r, mo.exp_avg, prod1 / bc1).div_(den).mul_(omega * out_scale / bc1)
+    if "beta2" in want:
+        r = deriv("beta2")
+        _axpy_(r, mo.exp_avg_sq, prod2 / bc2).mul_(k_v).mul_(avg_w / bc2)
+    if "beta3" in want:
+        r = deriv("beta3")
+        r.mul_(b3).add_(mo.exp_diff).div_(den).mul_(omega * out_scale)  # ω/D · ∂N/∂β3
+        tmp = ghat2  # free now: (c + (1−c) s) 2 ĝ d ∂u/∂V ∂V/∂g̃²
+        torch.mul(sgn, 1.0 - c, out=tmp).add_(c).mul_(ghat).mul_(d).mul_(k_v)
+        _axpy_(r, tmp, dv_scale * 2.0)
+    if "rho" in want:
+        torch.sub(vhat, mo.exp_avg_sq_mean, out=deriv("rho")).mul_(k_v)
+    if "c" in want:
+        deriv("c").mul_(k_v).mul_(dv_scale)
+    if "omega" in want:
+        torch.sub(a, sign_l, out=deriv("omega")).mul_(out_scale)
     return u
