@@ -77,44 +77,45 @@ def check(
 
     step = validate_step(step, "--step")
     threshold = validate_threshold(threshold, "--threshold")
-    chosen = None
+    chosen = None  # k-Adam's strategy when its table is asked for
     if k is not None or strategy is not None:
         from stabcli.theory.kadam import kadam_table, parse_strategy, validate_k
 
         k = validate_k(1 if k is None else k, "--k")
         chosen = parse_strategy("inverse-exp" if strategy is None else strategy)
-    given = points_to_check(beta, gamma, torch_betas, from_files)
+    given = points_to_check(beta, gamma, torch_betas, from_files)  # files read before output
+    analyses = [analyze_point(g.point.beta, g.point.gamma, step, threshold) for g in given]
+    tables = [
+        None if chosen is None else kadam_table(g.point, k or 1, chosen, step, threshold)
+        for g in given
+    ]
 
-    payloads: list[dict[str, object]] = []
-    for item in given:
-        analysis = analyze_point(item.point.beta, item.point.gamma, step, threshold)
-        levels = None
-        if chosen is not None:
-            levels = kadam_table(item.point, k or 1, chosen, step=step, threshold=threshold)
-        if as_json:
+    if as_json:
+        import json
+
+        payloads = []
+        for item, analysis, levels in zip(given, analyses, tables, strict=True):
             payload = analysis.to_dict()
             if item.source is not None:
                 payload = {"source": item.source, **payload}
-            if levels is not None and chosen is not None:
+            if chosen is not None and levels is not None:
                 payload["kadam"] = {
                     "strategy": chosen.value,
                     "k": len(levels),
                     "levels": [level.to_dict() for level in levels],
                 }
             payloads.append(payload)
-            continue
-        from stabcli.cli.render_check import Screen, render_analysis, render_kadam, render_source
+        typer.echo(json.dumps(payloads if from_files else payloads[0], indent=2))
+        return
 
-        screen = Screen.detect()
+    from stabcli.cli.render_check import Screen, render_analysis, render_kadam, render_source
+
+    screen = Screen.detect()
+    for i, (item, analysis, levels) in enumerate(zip(given, analyses, tables, strict=True)):
         if item.source is not None:
-            if item is not given[0]:
-                screen.line()
+            if i:
+                screen.line()  # a blank line between the checks of several pairs
             render_source(item.source, screen)
         render_analysis(analysis, order=item.order, hint=item.order == "paper", screen=screen)
-        if levels is not None and chosen is not None:
+        if chosen is not None and levels is not None:
             render_kadam(chosen, levels, screen)
-
-    if as_json:
-        import json
-
-        typer.echo(json.dumps(payloads if from_files else payloads[0], indent=2))
