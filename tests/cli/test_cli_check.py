@@ -195,6 +195,21 @@ def test_check_and_help_import_no_heavy_modules(args: list[str]) -> None:
     assert "HEAVY=\n" in proc.stdout
 
 
+def test_check_draws_its_output_without_rich() -> None:
+    # rich's import and console set-up cost more than the rest of check: its table is drawn
+    # by stabcli.cli.render_check (compared with rich's own drawing in test_cli_check_render).
+    code = (
+        "import sys\n"
+        "from stabcli.cli import main\n"
+        "main(['check', '0.95', '0.9']); main(['check', '0.5', '0.9', '--k', '3'])\n"
+        "print('RICH=' + ','.join(sorted(m for m in sys.modules if m.startswith('rich'))))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "RICH=\n" in proc.stdout
+    assert "k-Adam, k = 3" in proc.stdout
+
+
 def test_check_from_a_json_file_imports_no_heavy_modules(tmp_path: Path) -> None:
     cfg = tmp_path / "train.json"
     cfg.write_text('{"optimizer": {"betas": [0.9, 0.95]}}', encoding="utf-8")
