@@ -181,6 +181,39 @@ def log_path_bound(beta: Array, gamma: Array, corr: Array | None = None) -> Arra
     return np.log(c) + 0.5 * log_path_sum(b, g)
 
 
+def mada_path_bound(
+    beta: Array, gamma: Array, rho: Array, omega: Array, corr: Array | None = None
+) -> Array:
+    """Bound on MADA's ‖u_n‖∞ on its Adam-AVGrad-Lion face (β3 = 0, c = 1): docs/theory.md §7.
+
+    There v̄ is Adam's second moment, V = ρ v̂ + (1−ρ) ṽ with ṽ_n the mean of v̂_0..v̂_n, and
+    u = ω a + (1−ω) sign(·) (MADA seed App. C.1). Since ṽ_n >= v̂_n/(n+1), V >= (ρ + (1−ρ)/(n+1)) v̂,
+    so with the path bound B_n = c_n sqrt(S_n) on |m̂|/sqrt(v̂):
+
+        ‖u_n‖∞ <= ω_n B_n / sqrt(ρ_n + (1−ρ_n)/(n+1)) + (1 − ω_n).
+
+    Attained at ρ = 1 (Adam, or Adam mixed with Lion when the signs agree); for ρ < 1 it
+    is an upper bound only (AVGrad's mean lets it grow like sqrt(n) after quiet stretches).
+    ``rho`` and ``omega`` are paths like β and γ, in [0, 1]; ``corr`` as in :func:`path_bound`.
+    No bound of this form holds off the face (Adan's β3 n term, Yogi's c < 1).
+    """
+    import numpy as np
+
+    b, g = _path(beta, gamma)
+    r = np.asarray(rho, dtype=np.float64)
+    w = np.asarray(omega, dtype=np.float64)
+    for name, x in (("rho", r), ("omega", w)):
+        if x.shape != b.shape:
+            raise StabcliError(f"{name} must have the path's shape {b.shape}, got {x.shape}")
+        if not np.all((x >= 0.0) & (x <= 1.0)):
+            raise StabcliError(f"{name} must be in [0, 1] at every step")
+    steps = np.arange(1, b.shape[0] + 1, dtype=np.float64).reshape((-1,) + (1,) * (b.ndim - 1))
+    weight = r + (1.0 - r) / steps  # V >= weight · v̂
+    with np.errstate(over="ignore", invalid="ignore"):
+        adaptive = path_bound(b, g, corr) / np.sqrt(weight)
+        return np.where(w > 0.0, w * adaptive, 0.0) + (1.0 - w)
+
+
 def first_unstable_step(beta: Array, gamma: Array) -> Any:
     """The first step n at which the path is in the exact-unstable region γ_n² > β_n.
 

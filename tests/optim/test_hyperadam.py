@@ -16,7 +16,8 @@ from mada_reference import adam_path_update
 
 from stabcli.errors import StabcliError
 from stabcli.optim import HyperAdam
-from stabcli.optim.hyperadam import HYPERADAM_COEFFICIENTS
+from stabcli.optim.hyperadam import HYPERADAM_COEFFICIENTS, hyperadam_step
+from stabcli.optim.kernels import STACKED
 from stabcli.theory.path import first_unstable_step, path_bound
 
 DTYPE = torch.float64
@@ -233,3 +234,31 @@ def test_invalid_settings_are_one_line_user_errors(kwargs, message):
     with pytest.raises(StabcliError, match=message) as info:
         HyperAdam(make_model().parameters(), **kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_kernel_with_per_point_betas_matches_point_by_point():
+    # P = 3 points with their own (β1, β2) over a (P, N) buffer, as the probe engine will
+    # run it, against three single-tensor calls with float betas.
+    gen = torch.Generator().manual_seed(0)
+    points = [(0.9, 0.999), (0.6, 0.5), (0.0, 0.95)]
+    b1 = torch.tensor([p[0] for p in points], dtype=DTYPE)[:, None]  # (P, 1)
+    b2 = torch.tensor([p[1] for p in points], dtype=DTYPE)[:, None]  # (P, 1)
+    m, v = torch.zeros(3, 30, dtype=DTYPE), torch.zeros(3, 30, dtype=DTYPE)  # (P, N)
+    singles = [(torch.zeros(30, dtype=DTYPE), torch.zeros(30, dtype=DTYPE)) for _ in points]
+    prod1, prod2 = torch.ones(3, 1, dtype=DTYPE), torch.ones(3, 1, dtype=DTYPE)
+    prods = [(1.0, 1.0) for _ in points]
+    for _ in range(6):
+        grad = torch.randn(3, 30, generator=gen, dtype=DTYPE)
+        out = torch.empty(2, 3, 30, dtype=DTYPE)  # (K, P, N)
+        u = hyperadam_step(
+            m, v, grad, b1, b2, prod1, prod2, 1e-8, ["beta1", "beta2"], out, ops=STACKED
+        )
+        prod1, prod2 = prod1 * b1, prod2 * b2
+        for i, (beta1, beta2) in enumerate(points):
+            out_i = torch.empty(2, 30, dtype=DTYPE)
+            u_i = hyperadam_step(
+                *singles[i], grad[i], beta1, beta2, *prods[i], 1e-8, ["beta1", "beta2"], out_i
+            )
+            prods[i] = (prods[i][0] * beta1, prods[i][1] * beta2)
+            torch.testing.assert_close(u[i], u_i, rtol=1e-12, atol=1e-14)
+            torch.testing.assert_close(out[:, i], out_i, rtol=1e-12, atol=1e-14)

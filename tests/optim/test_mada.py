@@ -12,6 +12,7 @@ import copy
 import io
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pytest
 import torch
 from mada_reference import Adan, AVGrad, FullMada, Lion, Yogi
@@ -19,6 +20,7 @@ from mada_reference import Adan, AVGrad, FullMada, Lion, Yogi
 from stabcli.errors import StabcliError
 from stabcli.optim import MADA
 from stabcli.optim.mada_kernel import MADA_COEFFICIENTS, MadaCoefficients, MadaMoments, mada_step
+from stabcli.theory.path import mada_path_bound
 
 DTYPE = torch.float64
 
@@ -235,6 +237,31 @@ def test_hyper_step_moves_q_by_minus_kappa_times_the_hypergradient():
         assert flat_after[name] != flat_before[name], name
 
 
+# --- the learned path against the theory (docs/theory.md §5, §7) --------------------------
+
+
+def test_max_update_on_the_adam_avgrad_lion_face_respects_the_path_bound():
+    # β3 = 0 and c = 1 stay fixed (not learned); β1, β2, ρ, ω move with large κ.
+    model = make_model()
+    kappa = {"beta1": 0.05, "beta2": 0.05, "rho": 0.5, "omega": 0.5}
+    opt = MADA(model.parameters(), lr=0.01, betas=(0.9, 0.9), rho=0.7, omega=0.8, hyper_lr=kappa)
+    path, measured = [], []
+    for step in range(80):
+        compute_grads(model, step)
+        before = torch.cat([p.detach().reshape(-1).clone() for p in model.parameters()])
+        opt.step()
+        after = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+        group = opt.param_groups[0]
+        path.append((*group["betas"], group["rho"], group["omega"]))
+        measured.append(((before - after).abs().max() / 0.01).item())
+    gamma, beta, rho, omega = (np.array(x) for x in zip(*path, strict=True))
+    assert len(set(rho)) > 10 and len(set(omega)) > 10 and len(set(beta)) > 10
+    bound = mada_path_bound(beta, gamma, rho, omega)
+    ratio = np.array(measured) / bound
+    assert ratio.max() <= 1 + 1e-9, ratio.max()
+    assert ratio.max() > 0.3, "a bound far above the measurement tests little"
+
+
 # --- PyTorch conventions --------------------------------------------------------------------
 
 
@@ -270,6 +297,22 @@ def test_param_groups_learn_their_own_coefficients():
     assert opt.param_groups[1]["betas"] != (0.7, 0.9)
     assert "hyper_dir" not in opt.state[first[0]]
     assert opt.state[second[0]]["hyper_dir"].shape == (6, *second[0].shape)
+
+
+def test_step_evaluates_a_closure_with_gradients_enabled():
+    model = make_model()
+    opt = MADA(model.parameters(), lr=0.01)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = loss_at(model, 0)
+        loss.backward()
+        return loss
+
+    before = params_of(model)
+    loss = opt.step(closure)
+    assert loss is not None and loss.item() > 0.0
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
 def test_state_dict_round_trip_resumes_bit_for_bit():

@@ -28,6 +28,7 @@ from stabcli.theory.path import (
     local_rate,
     log_path_bound,
     log_path_sum,
+    mada_path_bound,
     path_bias_correction,
     path_bound,
 )
@@ -338,6 +339,89 @@ def test_average_rate_of_many_paths_and_an_empty_window():
     )
     with pytest.raises(StabcliError, match="window"):
         average_rate(beta, gamma, 5)
+
+
+# --- MADA's Adam-AVGrad-Lion face (docs/theory.md §7) -------------------------------------
+
+
+def mada_face_max_update(
+    grads: np.ndarray, beta, gamma, rho, omega, eps: float, lion=(0.9, 0.99)
+) -> np.ndarray:
+    """‖u_n‖∞ of MADA with β3 = 0, c = 1 and every coefficient moving (seed App. C.1):
+    v̄ Adam's, v̂ = v̄/(1 − Πβ), ṽ the mean of v̂_0..v̂_n, V = ρ v̂ + (1−ρ) ṽ,
+    u = ω (m/(1 − Πγ))/(sqrt(V) + ε) + (1−ω) sign(Lion's interpolated momentum)."""
+    m = np.zeros(grads.shape[1])
+    v = np.zeros(grads.shape[1])
+    mean = np.zeros(grads.shape[1])
+    lion_m = np.zeros(grads.shape[1])
+    prod_b = prod_g = 1.0
+    out = np.zeros(len(grads))
+    for n, g in enumerate(grads):
+        prod_b, prod_g = prod_b * beta[n], prod_g * gamma[n]
+        m = gamma[n] * m + (1 - gamma[n]) * g
+        v = beta[n] * v + (1 - beta[n]) * g * g
+        v_hat = v / (1 - prod_b)
+        mean = (n * mean + v_hat) / (n + 1)
+        big_v = rho[n] * v_hat + (1 - rho[n]) * mean
+        den = np.sqrt(big_v) + eps
+        adaptive = np.where(den > 0, (m / (1 - prod_g)) / np.where(den > 0, den, 1.0), 0.0)
+        sign = np.sign(lion[0] * lion_m + (1 - lion[0]) * g)
+        lion_m = lion[1] * lion_m + (1 - lion[1]) * g
+        out[n] = np.abs(omega[n] * adaptive + (1 - omega[n]) * sign).max()
+    return out
+
+
+@given(
+    path=smooth_paths(),
+    eps=epsilons,
+    family=st.sampled_from(["gaussian", "decaying", "quiet-then-spike"]),
+)
+@PROPERTY
+def test_mada_face_bound_holds_with_moving_rho_and_omega(path, eps, family):
+    beta, gamma, rng = path
+    t = len(beta)
+    rho = rng.uniform(0.0, 1.0, size=t)
+    omega = rng.uniform(0.0, 1.0, size=t)
+    if family == "gaussian":
+        grads = rng.normal(size=(t, 4)) * np.exp(rng.uniform(-5, 5, size=(1, 4)))
+    elif family == "decaying":
+        grads = 0.05 ** np.arange(t)[:, None] * rng.choice([-1.0, 1.0], size=(t, 4))
+        grads = np.where(np.abs(grads) < 1e-100, 0.0, grads)
+    else:  # AVGrad's worst case: nothing, then one large gradient
+        grads = np.zeros((t, 4))
+        grads[-1] = rng.normal(size=4) * 1e3
+    measured = mada_face_max_update(grads, beta, gamma, rho, omega, eps)
+    assert_within(measured, mada_path_bound(beta, gamma, rho, omega))
+
+
+@given(path=smooth_paths(max_steps=30), scale=st.floats(1e-3, 1e3))
+@PROPERTY
+def test_mada_face_bound_is_attained_at_rho_one(path, scale):
+    # ρ = 1: Adam's a mixed with Lion's sign; the tight (positive) sequence makes a reach
+    # its bound and Lion's sign +1, so u_n = ω B_n + (1 − ω) exactly.
+    beta, gamma, rng = path
+    n = len(beta) - 1
+    omega = rng.uniform(0.0, 1.0, size=n + 1)
+    rho = np.ones(n + 1)
+    grads = (scale * tight_gradients(beta, gamma, n))[:, None]
+    measured = mada_face_max_update(grads, beta, gamma, rho, omega, 0.0)
+    bound = mada_path_bound(beta, gamma, rho, omega)
+    assert measured[n] == pytest.approx(bound[n], rel=1e-9)
+    assert_within(measured, bound)
+
+
+def test_mada_face_bound_reduces_to_the_path_bound_and_grows_for_avgrad():
+    beta, gamma = np.full(50, 0.99), np.full(50, 0.9)
+    ones, zeros = np.ones(50), np.zeros(50)
+    np.testing.assert_allclose(
+        mada_path_bound(beta, gamma, ones, ones), path_bound(beta, gamma), rtol=1e-15
+    )
+    avgrad = mada_path_bound(beta, gamma, zeros, ones)  # ρ = 0: V >= v̂/(n+1)
+    np.testing.assert_allclose(avgrad, path_bound(beta, gamma) * np.sqrt(np.arange(1, 51)))
+    lion = mada_path_bound(beta, gamma, ones, zeros)  # ω = 0: |sign| <= 1
+    np.testing.assert_array_equal(lion, np.ones(50))
+    with pytest.raises(StabcliError, match="rho"):
+        mada_path_bound(beta, gamma, np.full(50, 1.5), ones)
 
 
 # --- entering the exact-unstable region ------------------------------------------------
