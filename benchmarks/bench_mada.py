@@ -1,9 +1,9 @@
 """MADA's and HyperAdam's cost against torch.optim.Adam(foreach=True), on a small GPT.
 
-The MADA seed (arXiv 2401.08893, Section 6 "Limitations") argues the optimizer's extra
+The MADA paper (arXiv 2401.08893, Section 6 "Limitations") argues the optimizer's extra
 work is O(N) per step, negligible next to the ~6TN FLOPs of forward and backward over T
 tokens. This measures it on a nanoGPT-like model of ~10.7M parameters (6 layers, 6 heads,
-embedding 384, vocabulary 65: the size of the seed's Shakespeare model, Section 5.2):
+embedding 384, vocabulary 65: the size of the paper's Shakespeare model, Section 5.2):
 
 1. ``step()`` alone, with fixed gradients: every optimizer on its own copy of the model;
 2. one full training step (forward + backward + step) on random token batches.

@@ -1,7 +1,7 @@
 """HyperAdam: Adam whose β1 and β2 are learned by hyper-gradient descent.
 
 Chandra et al. 2022 ("Gradient descent: the ultimate optimizer", NeurIPS 2022,
-arXiv 1909.13371), as the MADA seed (arXiv 2401.08893, Section 2 footnote 1 and Section 5)
+arXiv 1909.13371), as the MADA paper (arXiv 2401.08893, Section 2 footnote 1 and Section 5)
 uses it as a baseline. The moment math is Adam's kernel from :mod:`stabcli.optim.kernels`
 (shared with k-Adam and the probe engine); this module adds the derivative of the update in
 the betas and the optimizer around it.
@@ -63,7 +63,7 @@ def hyperadam_step(
     1 − β^t at constant betas; ε after the square root, as ``torch.optim.Adam``). The
     moments go through :func:`stabcli.optim.kernels.adam_direction` with
     corr = sqrt(1 − P2 β2)/(1 − P1 β1) and ε' = ε sqrt(1 − P2 β2). Derivatives, with the
-    moments of step t−1 held fixed (the seed's one-step hyper-gradient, Section 3 eq. (4)),
+    moments of step t−1 held fixed (the paper's one-step hyper-gradient, Section 3 eq. (4)),
     D = sqrt(v̂) + ε::
 
         ∂u/∂β1 = (m_{t−1} − g + m̂ P1) / ((1 − P1 β1) D)
@@ -132,7 +132,7 @@ class HyperAdam(HyperOptimizer):
 
     With ``hyper_lr=0`` (or constant betas) this is ``torch.optim.Adam`` (``AdamW`` with
     ``decoupled_weight_decay=True``): the products Π_{j≤t} β_j are PyTorch's β^t then. The
-    hyper-gradient is the MADA seed's one-step truncation (Section 3, eq. (4);
+    hyper-gradient is the MADA paper's one-step truncation (Section 3, eq. (4);
     :mod:`stabcli.optim.hypergrad`), computed analytically in ``step()`` at O(N) cost, from
     ``p.grad``. The betas move before θ does, so after each ``step()`` ``group["betas"]``
     holds the pair that made it; the (β, γ) = (β2, β1) path then obeys
@@ -147,7 +147,7 @@ class HyperAdam(HyperOptimizer):
         weight_decay: λ.
         decoupled_weight_decay: AdamW-style decay if True, as ``torch.optim.Adam``'s flag.
         hyper_lr: κ; one number for both betas or a mapping {"beta1": κ1, "beta2": κ2}
-            (a missing name is not learned). Default 1e-4 for both (MADA seed App. C.2).
+            (a missing name is not learned). Default 1e-4 for both (MADA paper App. C.2).
         bounds: the box D, e.g. ``{"beta1": (0.5, 0.99)}``; defaults β1 in [0, 0.999],
             β2 in [0.5, 0.9999].
     """

@@ -1,9 +1,10 @@
 """Hyper-gradient descent on an optimizer's own coefficients, shared by MADA and HyperAdam.
 
-The seed's Algorithm 1 (MADA, arXiv 2401.08893, Section 3; Baydin et al. 2018; Chandra
-et al. 2022): with x_{t−1} = x_{t−2} − η_{t−1} u_{t−1}(q), the loss of step t depends on the
-coefficients q through the previous update only (one-step truncation, the moments before
-it held fixed), so
+Algorithm 1 of the MADA paper (arXiv 2401.08893, Section 3; after Baydin et al. 2018,
+arXiv 1703.04782, and Chandra et al. 2022, arXiv 1909.13371): with
+x_{t−1} = x_{t−2} − η_{t−1} u_{t−1}(q), the loss of step t depends on the coefficients q
+through the previous update only (one-step truncation, the moments before it held
+fixed), so
 
     h_t = ∂f_t(x_{t−1})/∂q = ⟨∇f_t(x_{t−1}), ∂x_{t−1}/∂q⟩,   ∂x_{t−1}/∂q = −η_{t−1} ∂u_{t−1}/∂q,
     q_t = Π_D[q_{t−1} − κ ⊙ h_t]
@@ -13,7 +14,7 @@ update kernel returns ∂u/∂q analytically next to u; the optimizer stores −
 parameter (``state["hyper_dir"]``, shape (K, *param.shape)) and takes the dot products with
 the next gradient: O(N) work, no second backward pass, no autograd graph across steps.
 
-Order: like Chandra et al. (whose code the seed's experiments build on), step t first moves
+Order: like Chandra et al. (whose code the paper's experiments build on), step t first moves
 q with h_t and then updates x with the new q_t (Algorithm 1 as printed applies q_{t−1} to
 x_t). So after ``step()`` a group holds the coefficients that made that step, which is
 what a monitor reading ``group["betas"]`` must see to follow the (β, γ) path.
@@ -54,9 +55,9 @@ class Coefficient:
         return f"{left}{self.low:g}, {self.high:g}{right}"
 
 
-#: The two betas as learnable coefficients, shared by MADA and HyperAdam. The seed projects
+#: The two betas as learnable coefficients, shared by MADA and HyperAdam. The paper projects
 #: onto the unit hypercube (Section 3); the betas stay below 1 here so that the bias
-#: corrections stay finite, and β2 >= 0.5 by default as in the seed's GPT runs. Default κ:
+#: corrections stay finite, and β2 >= 0.5 by default as in the paper's GPT runs. Default κ:
 #: 1e-4 (App. C.2, vision tasks; Section 5.2 searches 1e-4 to 1e-3 for the betas).
 BETA1 = Coefficient("beta1", 0.0, 1.0, False, True, (0.0, 0.999), 1e-4)
 BETA2 = Coefficient("beta2", 0.0, 1.0, True, True, (0.5, 0.9999), 1e-4)

@@ -1,6 +1,6 @@
 """MADA: the meta-adaptive optimizer that learns its own coefficients (arXiv 2401.08893).
 
-A ``torch.optim.Optimizer`` for the seed's parameterized optimizer (Section 2 and App. C.1,
+A ``torch.optim.Optimizer`` for the paper's parameterized optimizer (Section 2 and App. C.1,
 written out in :mod:`stabcli.optim.mada_kernel`) whose coefficients
 q = (β1, β2, β3, ρ, c, ω) are learned during training by projected hyper-gradient descent
 (Section 3, Algorithm 1; :mod:`stabcli.optim.hypergrad`).
@@ -24,7 +24,7 @@ from stabcli.optim.mada_kernel import (
 )
 
 #: Hard domains, default boxes D and hyper-learning rates: the betas as in
-#: :mod:`stabcli.optim.hypergrad`; the interpolation coefficients on the seed's unit
+#: :mod:`stabcli.optim.hypergrad`; the interpolation coefficients on the paper's unit
 #: interval (β3 below 1, a decay), with κ = 1e-2 (App. C.2, vision tasks; Section 5.2).
 COEFFICIENTS = (
     BETA1,
@@ -44,7 +44,7 @@ _MOMENTS = ("exp_avg", "exp_diff", "exp_avg_sq", "exp_avg_sq_mean", "prev_grad",
 class MADA(HyperOptimizer):
     r"""Meta-adaptive optimizer (MADA; Ozkara et al., ICML 2024, arXiv 2401.08893).
 
-    Update rule at step t (the seed's eqs. (1)-(3) with App. C.1; elementwise; symbols →
+    Update rule at step t (the paper's eqs. (1)-(3) with App. C.1; elementwise; symbols →
     arguments: η ``lr``, (β1, β2) ``betas`` (PyTorch's order: β1 decays m, β2 decays v̄; in
     the paper-of-record notation of docs/theory.md γ = β1, β = β2), β3 ``beta3``, ρ ``rho``,
     c ``c``, ω ``omega``, ε ``eps``, λ ``weight_decay``, (β1ᴸ, β2ᴸ) ``lion_betas``,
@@ -62,10 +62,10 @@ class MADA(HyperOptimizer):
         θ_t  = θ_{t−1} − η λ θ_{t−1} [if decoupled] − η u_t
 
     Vertices of q: Adam/AdamW (β3 = 0, ρ = c = ω = 1, the default start), AVGrad (ρ = 0),
-    Yogi (c = 0), Adan (β3 > 0), Lion (ω = 0). ω is the seed's γ (renamed here because γ
+    Yogi (c = 0), Adan (β3 > 0), Lion (ω = 0). ω is the paper's γ (renamed here because γ
     means β1 in this project). ε goes after the square root, as in PyTorch.
 
-    The hyper-gradient is the seed's (Section 3, eq. (4)), truncated to the previous update:
+    The hyper-gradient is the paper's (Section 3, eq. (4)), truncated to the previous update:
     ∂θ_{t−1}/∂q = −η_{t−1} ∂u_{t−1}/∂q, computed analytically inside ``step()`` and kept per
     parameter (``state["hyper_dir"]``, one row per learned coefficient), so each step costs
     O(N) extra work and no second backward pass. It uses ``p.grad`` (the loss's gradient,
@@ -82,13 +82,13 @@ class MADA(HyperOptimizer):
         beta3, rho, c, omega: initial interpolation coefficients.
         eps: ε.
         weight_decay: λ.
-        decoupled_weight_decay: AdamW-style decay (the seed's choice, App. C.1) if True,
+        decoupled_weight_decay: AdamW-style decay (the paper's choice, App. C.1) if True,
             else λθ is added to the gradient as in ``torch.optim.Adam``.
         hyper_lr: κ; one number for all coefficients, or a mapping name → κ in which
             missing names are not learned. Default: 1e-4 for β1, β2 and 1e-2 otherwise.
         bounds: the box D per coefficient, e.g. ``{"beta2": (0.9, 0.999)}``; defaults:
             β1, β3 in [0, 0.999], β2 in [0.5, 0.9999], ρ, c, ω in [0, 1].
-        lion_betas: Lion's fixed (β1ᴸ, β2ᴸ) (Chen et al. 2023's defaults).
+        lion_betas: Lion's fixed (β1ᴸ, β2ᴸ) (Chen et al. 2023, arXiv 2302.06675: its defaults).
     """
 
     def __init__(

@@ -1,6 +1,6 @@
 """MADA's parameterized update and its derivative in the coefficients, as tensor functions.
 
-The parameterized optimizer of the MADA seed (Ozkara et al., arXiv 2401.08893, ICML 2024):
+The parameterized optimizer of the MADA paper (Ozkara et al., arXiv 2401.08893, ICML 2024):
 Section 2 eqs. (1)-(3) and Table 1, with Appendix C.1's choices (AVGrad in place of
 AMSGrad, Lion added). At step t = 1, 2, ... with gradient g_t, everything elementwise:
 
@@ -16,14 +16,16 @@ AMSGrad, Lion added). At step t = 1, 2, ... with gradient g_t, everything elemen
     u_t   = ω a_t + (1−ω) sign(β1ᴸ mᴸ_{t−1} + (1−β1ᴸ) g_t),   mᴸ_t = β2ᴸ mᴸ_{t−1} + (1−β2ᴸ) g_t
 
 and the parameters move by θ_t = θ_{t−1} − η u_t (weight decay: see :mod:`stabcli.optim.mada`).
-Vertices: Adam (β3 = 0, ρ = c = ω = 1), AVGrad (ρ = 0), Yogi (c = 0), Adan (β3 > 0),
-Lion (ω = 0). ω is the seed's γ of App. C (renamed: γ is β1 in this project).
+Vertices: Adam (β3 = 0, ρ = c = ω = 1), AVGrad (ρ = 0; the paper's Section 4.1), Yogi
+(c = 0; Zaheer et al., NeurIPS 2018), Adan (β3 > 0; Xie et al., arXiv 2208.06677), Lion
+(ω = 0; Chen et al., arXiv 2302.06675). ω is the paper's γ of App. C (renamed: γ means
+β1 in this project).
 
-Conventions chosen where the seed leaves them open (it omits bias corrections, Section 2):
+Conventions chosen where the paper leaves them open (it omits bias corrections, Section 2):
 m and v̄ are bias-corrected by the products of their betas along the path (PyTorch's
 1 − β^t at constant betas, so the Adam vertex is ``torch.optim.Adam``; docs/theory.md §5);
 AVGrad averages the bias-corrected v̂ (so its mean is unbiased from step 1); Adan's n_t
-is used uncorrected, as the seed's parameterization writes it; ε is added after the square
+is used uncorrected, as the paper's parameterization writes it; ε is added after the square
 root, as PyTorch. Lion's betas (β1ᴸ, β2ᴸ) are fixed: sign() passes no hyper-gradient.
 
 Every function takes coefficients as Python floats or as tensors that broadcast against
@@ -46,7 +48,7 @@ MADA_COEFFICIENTS = ("beta1", "beta2", "beta3", "rho", "c", "omega")
 
 @dataclass(frozen=True)
 class MadaCoefficients:
-    """The coefficient vector q of the seed's Section 3 (with App. C.1's ω)."""
+    """The coefficient vector q of the paper's Section 3 (with App. C.1's ω)."""
 
     beta1: Coef  # first-moment decay: PyTorch beta1, γ in docs/theory.md
     beta2: Coef  # second-moment decay: PyTorch beta2, β in docs/theory.md
@@ -107,7 +109,7 @@ def mada_step(
     ``step`` is t (1 at the first step); ``prod1`` and ``prod2`` are Π_{j<t} β1_j and
     Π_{j<t} β2_j (1 at t = 1). For each name in ``learned`` (a subset of
     :data:`MADA_COEFFICIENTS`), ``out[k]`` receives ∂u_t/∂q_k with the moments of step t−1
-    held fixed (the seed's one-step hyper-gradient, Section 3 eq. (4)), times ``out_scale``
+    held fixed (the paper's one-step hyper-gradient, Section 3 eq. (4)), times ``out_scale``
     (the optimizer passes −η_t to store ∂θ_t/∂q directly):
 
         ∂u/∂q = ω/D · ∂N/∂q − ω a/(2 sqrt(V) D) · ∂V/∂q,   N = m̂ + β3 n,  D = sqrt(V) + ε

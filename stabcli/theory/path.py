@@ -187,8 +187,8 @@ def mada_path_bound(
     """Bound on MADA's ‖u_n‖∞ on its Adam-AVGrad-Lion face (β3 = 0, c = 1): docs/theory.md §7.
 
     There v̄ is Adam's second moment, V = ρ v̂ + (1−ρ) ṽ with ṽ_n the mean of v̂_0..v̂_n, and
-    u = ω a + (1−ω) sign(·) (MADA seed App. C.1). Since ṽ_n >= v̂_n/(n+1), V >= (ρ + (1−ρ)/(n+1)) v̂,
-    so with the path bound B_n = c_n sqrt(S_n) on |m̂|/sqrt(v̂):
+    u = ω a + (1−ω) sign(·) (MADA, arXiv 2401.08893, App. C.1). Since ṽ_n >= v̂_n/(n+1),
+    V >= (ρ + (1−ρ)/(n+1)) v̂, so with the path bound B_n = c_n sqrt(S_n) on |m̂|/sqrt(v̂):
 
         ‖u_n‖∞ <= ω_n B_n / sqrt(ρ_n + (1−ρ_n)/(n+1)) + (1 − ω_n).
 

@@ -1,11 +1,11 @@
-"""Plain reference optimizers for MADA's tests, written from the MADA seed (arXiv 2401.08893).
+"""Plain reference optimizers for MADA's tests, written from the MADA paper (arXiv 2401.08893).
 
 Each is a per-tensor loop in ordinary arithmetic, in the form its own paper writes it,
 sharing no code with :mod:`stabcli.optim`: AVGrad (seed Section 4.1, eq. (5)), Yogi
 (Zaheer et al. 2018: v_t = v_{t−1} − (1−β2) sign(v_{t−1} − g²) g²), Adan (seed Table 1 and
 eq. (2)), Lion (Chen et al. 2023, Algorithm 2), and the full App. C.1 parameterization.
 
-The conventions MADA documents where the seed leaves them open are followed here too:
+The conventions MADA documents where the paper leaves them open are followed here too:
 bias corrections 1 − β^t on m and v̄ (constant betas), AVGrad averaging the bias-corrected
 v̂, Adan's n uncorrected with g_0 := g_1, ε after the square root, and decoupled weight
 decay θ ← θ − ηλθ before the step.
@@ -45,7 +45,7 @@ class Reference:
 
 @dataclass
 class AVGrad(Reference):
-    """Seed eq. (5): Adam's m and v̄, normalised by the running mean of v̂_1..v̂_t."""
+    """MADA paper eq. (5): Adam's m and v̄, normalised by the running mean of v̂_1..v̂_t."""
 
     beta1: float = 0.9
     beta2: float = 0.999
@@ -84,7 +84,7 @@ class Yogi(Reference):
 
 @dataclass
 class Adan(Reference):
-    """Seed Table 1 / eq. (2): m = m̄ + β3 n with n averaging g_t − g_{t−1}; v from ĝ."""
+    """MADA paper Table 1 / eq. (2): m = m̄ + β3 n with n averaging g_t − g_{t−1}; v from ĝ."""
 
     beta1: float = 0.98
     beta2: float = 0.99
@@ -123,7 +123,7 @@ class Lion(Reference):
 
 @dataclass
 class FullMada(Reference):
-    """The whole App. C.1 parameterization at fixed q, term by term as the seed writes it."""
+    """The whole App. C.1 parameterization at fixed q, term by term as the paper writes it."""
 
     beta1: float = 0.9
     beta2: float = 0.999

@@ -3,7 +3,7 @@ and PyTorch's optimizer conventions (param groups, state_dict, readable betas).
 
 Float64 throughout. References: ``torch.optim.Adam``/``AdamW`` and the plain loops of
 ``mada_reference`` (AVGrad, Yogi, Adan, Lion and the full App. C.1 rule), written from the
-MADA seed without sharing code with :mod:`stabcli.optim`.
+MADA paper without sharing code with :mod:`stabcli.optim`.
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def test_hypergradient_matches_finite_differences(name: str, at_step: int):
     compute_grads(model, at_step)  # ∇f_t(θ_{t−1})
     k = MADA_COEFFICIENTS.index(name)
     analytic = sum((p.grad * opt.state[p]["hyper_dir"][k]).sum().item() for p in model.parameters())
-    # The seed's hyper-gradient by finite differences: redo step t−1 with q_k ± δ from the
+    # The paper's hyper-gradient by finite differences: redo step t−1 with q_k ± δ from the
     # same state (κ = 0 there, so q is what we set), evaluate f_t.
     delta = 1e-6
     plus = replay_loss(snapshot, q, name, delta, at_step)
