@@ -46,7 +46,7 @@ class MADA(HyperOptimizer):
 
     Update rule at step t (the paper's eqs. (1)-(3) with App. C.1; elementwise; symbols →
     arguments: η ``lr``, (β1, β2) ``betas`` (PyTorch's order: β1 decays m, β2 decays v̄; in
-    the paper-of-record notation of docs/theory.md γ = β1, β = β2), β3 ``beta3``, ρ ``rho``,
+    docs/theory.md's (β, γ) notation γ = β1 and β = β2), β3 ``beta3``, ρ ``rho``,
     c ``c``, ω ``omega``, ε ``eps``, λ ``weight_decay``, (β1ᴸ, β2ᴸ) ``lion_betas``,
     κ ``hyper_lr``, D ``bounds``)::
 
@@ -72,8 +72,9 @@ class MADA(HyperOptimizer):
     without coupled weight decay). Coefficients with κ = 0 are not learned and cost nothing.
     q moves before θ (Chandra et al. 2022's order; see :mod:`stabcli.optim.hypergrad`), so
     after each ``step()`` every param group holds the coefficients that made it:
-    ``group["betas"]`` is readable at every step, and the (β, γ) = (β2, β1) path can be
-    checked against :func:`stabcli.theory.path.path_bound` (docs/theory.md §5, §7).
+    ``group["betas"]`` is readable at every step. On the Adam-AVGrad-Lion face (β3 = 0,
+    c = 1) the max-update along the learned path obeys
+    :func:`stabcli.theory.path.mada_path_bound` ((β, γ) = (β2, β1); docs/theory.md §5, §7).
 
     Args:
         params: parameters or param groups; each group may set any argument below.
@@ -90,6 +91,9 @@ class MADA(HyperOptimizer):
             β1, β3 in [0, 0.999], β2 in [0.5, 0.9999], ρ, c, ω in [0, 1].
         lion_betas: Lion's fixed (β1ᴸ, β2ᴸ) (Chen et al. 2023, arXiv 2302.06675: its defaults).
     """
+
+    coefficients = COEFFICIENTS
+    scratch_count = MADA_SCRATCH + 1  # + the gradient with coupled weight decay
 
     def __init__(
         self,
@@ -123,9 +127,6 @@ class MADA(HyperOptimizer):
             "lion_betas": tuple(lion_betas),
         }
         super().__init__(params, defaults)
-
-    coefficients = COEFFICIENTS
-    scratch_count = MADA_SCRATCH + 1  # + the gradient with coupled weight decay
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group (PyTorch's API), normalising and validating its settings."""
