@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -23,14 +23,6 @@ from stabcli.optim.mada_kernel import MADA_COEFFICIENTS, MadaCoefficients, MadaM
 from stabcli.theory.path import mada_path_bound
 
 DTYPE = torch.float64
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # --- a small problem: a two-layer net on random regression batches -----------------------
