@@ -6,6 +6,8 @@ and ``stabcli --help`` start fast; each command imports what it needs when it ru
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Annotated
@@ -17,12 +19,29 @@ from stabcli.cli import check as _check
 from stabcli.cli import presets as _presets
 from stabcli.cli import report as _report
 from stabcli.cli import sweep as _sweep
-from stabcli.errors import StabcliError
+from stabcli.errors import SettingError, StabcliError
 
 try:  # recent Typer vendors click; earlier releases use click itself.
-    from typer._click.exceptions import ClickException
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
 except ImportError:  # pragma: no cover - depends on the installed Typer
-    from click.exceptions import ClickException  # type: ignore[no-redef]
+    from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[no-redef]
+
+#: The library's setting names as the command line spells them (errors name settings; a
+#: SettingError is shown with its flag).
+FLAGS = {
+    "data_path": "--data",
+    "grid": "--grid",
+    "growth_tol": "--growth-tol",
+    "n_points": "--points",
+    "out": "--out",
+    "overwrite": "--overwrite",
+    "points": "--point",
+    "points_file": "--points-file",
+    "points_per_batch": "--points-per-batch",
+    "slope_at": "--slope-at",
+    "span": "--span",
+    "through": "--through",
+}
 
 app = typer.Typer(
     name="stabcli",
@@ -65,13 +84,28 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; user errors become one line on stderr and exit code 2, never a traceback."""
+    """Run the CLI; user errors become one line on stderr and exit code 2, never a traceback.
+
+    SIGXFSZ is ignored, so that a write past a file-size limit (``ulimit -f``) fails with
+    an error the command reports instead of killing the process.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
+    if hasattr(signal, "SIGXFSZ"):
+        with contextlib.suppress(ValueError):  # only the main thread may set handlers
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         result = app(args=args, prog_name="stabcli", standalone_mode=False)
+    except SettingError as err:
+        code = _fail(_one_line(err.render(FLAGS)), err.exit_code)
     except StabcliError as err:
-        code = _fail(str(err), err.exit_code)
+        code = _fail(_one_line(str(err)), err.exit_code)
+    except NoArgsIsHelpError:  # the help is already on stdout
+        code = _fail("missing command: give one of check, sweep, report, presets", 2)
     except ClickException as err:  # usage errors: bad values, unknown options, ...
         code = _fail(err.format_message().replace("\n", " "), 2)
     except typer.Exit as err:

@@ -6,6 +6,7 @@ from __future__ import annotations
 def presets() -> None:
     """List the shipped presets (any --preset also takes a path to your own TOML file)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from stabcli.probe import list_presets
@@ -14,5 +15,5 @@ def presets() -> None:
     table.add_column("preset")
     table.add_column("description")
     for info in list_presets():
-        table.add_row(info.name, info.description)
+        table.add_row(escape(info.name), escape(info.description))
     Console().print(table)

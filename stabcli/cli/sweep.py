@@ -29,19 +29,28 @@ def sweep(
         ),
     ] = False,
     through: Annotated[
-        str,
+        str | None,
         typer.Option(
-            metavar="BETA,GAMMA", help="Point the curve passes through.", rich_help_panel=REGION
+            metavar="BETA,GAMMA",
+            help="Point the curve passes through (default 0.999,0.9).",
+            show_default=False,
+            rich_help_panel=REGION,
         ),
-    ] = "0.999,0.9",
+    ] = None,
     torch_through: Annotated[
         str | None,
         typer.Option(metavar="B1,B2", help="--through in PyTorch's order.", rich_help_panel=REGION),
     ] = None,
     n_points: Annotated[
-        int,
-        typer.Option("--points", min=1, help="Points on the curve.", rich_help_panel=REGION),
-    ] = 16,
+        int | None,
+        typer.Option(
+            "--points",
+            min=1,
+            help="Points on the curve (default 16).",
+            show_default=False,
+            rich_help_panel=REGION,
+        ),
+    ] = None,
     span: Annotated[
         str | None,
         typer.Option(
@@ -161,6 +170,7 @@ def sweep(
     """
     from stabcli.cli.sweep_setup import build_region, build_request
     from stabcli.cli.sweep_view import run_with_progress, show_outcome
+    from stabcli.sweep.run import plan_sweep
 
     region = build_region(
         normal_curve=normal_curve,
@@ -191,5 +201,5 @@ def sweep(
         out=out,
         overwrite=overwrite,
     )
-    outcome = run_with_progress(request, quiet=quiet or as_json)
+    outcome = run_with_progress(plan_sweep(request), quiet=quiet or as_json)
     show_outcome(outcome, as_json=as_json, quiet=quiet)

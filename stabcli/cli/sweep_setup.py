@@ -3,7 +3,6 @@ command-line option, then preset, then default."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +17,30 @@ from stabcli.sweep.regions import (
     points_region,
     read_points_file,
 )
-from stabcli.sweep.run import SweepRequest, default_run_dir
+from stabcli.sweep.run import SweepRequest
+
+#: The curve's defaults (README: "--normal-curve (default) with --through BETA,GAMMA ...").
+DEFAULT_THROUGH = "0.999,0.9"
+DEFAULT_POINTS = 16
 
 
 def build_region(
     *,
     normal_curve: bool,
     level_curve: bool,
-    through: str,
+    through: str | None,
     torch_through: str | None,
-    n_points: int,
+    n_points: int | None,
     span: str | None,
     grid: str | None,
     points: list[str],
     torch_points: list[str],
     points_file: Path | None,
 ) -> SweepRegion:
-    """The one region the options name (the normal curve when none is named)."""
+    """The one region the options name (the normal curve when none is named).
+
+    Options of another region than the one chosen are refused, never silently ignored.
+    """
     chosen = [
         name
         for name, given in (
@@ -48,6 +54,21 @@ def build_region(
     ]
     if len(chosen) > 1:
         raise StabcliError(f"choose one region, not {' and '.join(chosen)}")
+    curve_options = [
+        name
+        for name, given in (
+            ("--through", through is not None),
+            ("--torch-through", torch_through is not None),
+            ("--points", n_points is not None),
+            ("--span", span is not None),
+        )
+        if given
+    ]
+    if chosen and chosen[0] not in ("--normal-curve", "--level-curve") and curve_options:
+        raise StabcliError(
+            f"{' and '.join(curve_options)} appl{'ies' if len(curve_options) == 1 else 'y'} "
+            f"only to --normal-curve and --level-curve, not to {chosen[0]}"
+        )
     if grid is not None:
         return grid_region(*parse_grid(grid))
     if points or torch_points:
@@ -55,16 +76,19 @@ def build_region(
         return points_region(given)
     if points_file is not None:
         return read_points_file(points_file)
+    if through is not None and torch_through is not None:
+        raise StabcliError("give the curve's point once: --through or --torch-through, not both")
     center = (
         parse_torch_betas(torch_through, "--torch-through")
-        if torch_through
-        else parse_point(through, "--through")
+        if torch_through is not None
+        else parse_point(through or DEFAULT_THROUGH, "--through")
     )
     bounds = None
     if span is not None:
         lo, hi = parse_floats(span.replace(":", ","), 2, "--span", "'B0:B1', e.g. 0.95:0.999")
         bounds = (lo, hi)
-    return curve_region("level-curve" if level_curve else "normal-curve", center, n_points, bounds)
+    kind = "level-curve" if level_curve else "normal-curve"
+    return curve_region(kind, center, DEFAULT_POINTS if n_points is None else n_points, bounds)
 
 
 def build_request(
@@ -85,7 +109,7 @@ def build_request(
     out: Path | None,
     overwrite: bool,
 ) -> SweepRequest:
-    """Resolve the preset with the command line's overrides, the measurement and --out."""
+    """Resolve the preset with the command line's overrides, and the measurement."""
     from stabcli.probe import load_preset
 
     overrides: dict[str, Any] = {
@@ -106,15 +130,12 @@ def build_request(
         overrides["data_path"] = str(data.resolve())
     resolved = load_preset(preset).with_overrides(**overrides)
     measure = MeasureSettings.for_run(resolved.train.steps, slope_at, growth_tol)
-    request = SweepRequest(
+    return SweepRequest(
         preset=resolved,
         region=region,
-        out=out or Path("runs"),
         measure=measure,
+        out=out,
         device=device,
         points_per_batch=points_per_batch,
         overwrite=overwrite,
     )
-    if out is None:
-        request = dataclasses.replace(request, out=default_run_dir(request))
-    return request

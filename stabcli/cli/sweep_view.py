@@ -9,6 +9,7 @@ import signal
 from dataclasses import asdict
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,14 +20,15 @@ from rich.progress import (
 )
 
 from stabcli.errors import Interrupted
-from stabcli.sweep.run import SweepOutcome, SweepRequest, run_sweep
+from stabcli.sweep.run import SweepOutcome, SweepPlan, SweepStart, run_sweep
 
 
-def run_with_progress(request: SweepRequest, quiet: bool) -> SweepOutcome:
+def run_with_progress(plan: SweepPlan, quiet: bool) -> SweepOutcome:
     """Run the sweep with a progress bar over points x steps on stderr (none when quiet).
 
     Nothing is printed before the sweep has validated its input, so a bad input shows only
-    its one-line error.
+    its one-line error. User-given text (paths, preset names) is escaped: Rich would read
+    "[/x]" in a path as markup.
     """
     err = Console(stderr=True)
     progress = Progress(
@@ -41,25 +43,29 @@ def run_with_progress(request: SweepRequest, quiet: bool) -> SweepOutcome:
         console=err,
         disable=quiet,
     )
-    task = progress.add_task(f"probes ({request.preset.name})", total=None)
+    task = progress.add_task(f"probes ({escape(plan.request.preset.name)})", total=None)
 
-    def on_start(n_todo: int, steps: int) -> None:
+    def on_start(start: SweepStart) -> None:
         if not quiet:
-            err.print(f"[bold]{request.region.description}[/] → {request.out}", highlight=False)
-            done = len(request.region.points) - n_todo
-            if done:
-                err.print(f"resuming: {done} point(s) already finished, {n_todo} to run")
-        progress.update(task, total=max(n_todo * steps, 1), completed=0 if n_todo else 1)
+            description = escape(plan.request.region.description)
+            out = escape(str(plan.out))
+            err.print(f"[bold]{description}[/] → {out}", highlight=False, soft_wrap=True)
+            if start.note:
+                err.print(f"note: {escape(start.note)}", highlight=False, soft_wrap=True)
+            if start.n_done:
+                err.print(
+                    f"resuming: {start.n_done} point(s) already finished, {start.n_todo} to run"
+                )
+        total = start.n_todo * start.steps
+        progress.update(task, total=max(total, 1), completed=0 if start.n_todo else 1)
         progress.start()
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops it like Ctrl-C
     try:
-        return run_sweep(
-            request, on_progress=lambda k: progress.advance(task, k), on_start=on_start
-        )
+        return run_sweep(plan, on_progress=lambda k: progress.advance(task, k), on_start=on_start)
     except KeyboardInterrupt:
         raise Interrupted(
-            f"interrupted; finished batches are saved in {request.out}: re-run the same "
+            f"interrupted; finished batches are saved in {plan.out}: re-run the same "
             "command to resume"
         ) from None
     finally:

@@ -1,9 +1,9 @@
 """Typed configuration of a probe: the :class:`Preset` dataclass tree and its validation.
 
-A preset names a model, a dataset and training settings (issue 4, "Presets"). Every field
-is typed and validated: an unknown key, a wrong type or an out-of-range value raises
-:class:`~stabcli.errors.StabcliError` naming the key. Field names are unique across the
-three sections, so an override can name a field without its section
+A preset names a model, a dataset and training settings. Every field is typed and
+validated: an unknown key, a wrong type or an out-of-range value (sizes have upper bounds,
+:data:`LIMITS`) raises :class:`~stabcli.errors.StabcliError` naming the key. Field names
+are unique across the three sections, so an override can name a field without its section
 (``preset.with_overrides(steps=100, dropout=0.0)``).
 """
 
@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from stabcli.errors import StabcliError
+from stabcli.errors import SettingError, StabcliError
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,35 @@ def check_type(cls: type, key: str, value: Any, where: str) -> Any:
     raise StabcliError(f"{where}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
 
 
+#: Upper bounds of sizes, checked before anything is allocated: generous for the paper's
+#: experiments (nanoGPT 6x6x384, 3000 steps), small enough that a typo cannot hang or
+#: exhaust memory. The memory a probe needs is estimated separately from the preset
+#: (:func:`stabcli.probe.device.check_memory`).
+LIMITS = {
+    "n_layer": 1_000,
+    "n_embd": 65_536,
+    "block_size": 65_536,
+    "corpus_chars": 10_000_000,  # generating ~2 s per million characters
+    "n_samples": 10_000_000,
+    "n_features": 65_536,
+    "n_classes": 65_536,
+    "data_values": 100_000_000,  # n_samples x n_features: 800 MB of float64
+    "steps": 1_000_000,
+    "batch_size": 1_000_000,
+    "eval_batches": 100_000,
+}
+
+
+def _within(name: str, low: int = 1) -> str:
+    return f"in [{low}, {LIMITS[name]:,}]"
+
+
+def _short(value: Any) -> str:
+    """repr of a value, shortened: a 400-digit number need not be printed whole."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
 def validate(preset: Preset) -> None:
     """Check choices and ranges; raise StabcliError naming the first bad key."""
     for section in SECTIONS:
@@ -161,34 +190,56 @@ def validate(preset: Preset) -> None:
                 raise StabcliError(f"{preset.name}: {section}.{f.name} must be finite")
     m, d, t = preset.model, preset.data, preset.train
     rules = [
-        ("model.n_layer", m.n_layer >= 1, ">= 1"),
-        ("model.n_embd", m.n_embd >= 1, ">= 1"),
+        ("model.n_layer", 1 <= m.n_layer <= LIMITS["n_layer"], _within("n_layer")),
+        ("model.n_embd", 1 <= m.n_embd <= LIMITS["n_embd"], _within("n_embd")),
         ("model.n_head", m.n_head >= 1 and m.n_embd % m.n_head == 0, "a divisor of n_embd"),
-        ("model.block_size", m.block_size >= 1, ">= 1"),
+        ("model.block_size", 1 <= m.block_size <= LIMITS["block_size"], _within("block_size")),
         ("model.dropout", 0.0 <= m.dropout < 1.0, "in [0, 1)"),
         ("model.attn_dropout", m.attn_dropout is None or 0.0 <= m.attn_dropout < 1.0, "in [0, 1)"),
         ("model.init_std", m.init_std > 0, "> 0"),
-        ("data.corpus_chars", d.corpus_chars >= 1000, ">= 1000"),
-        ("data.n_samples", d.n_samples >= 10, ">= 10"),
-        ("data.n_features", d.n_features >= 1, ">= 1"),
-        ("data.n_classes", d.n_classes >= 2, ">= 2"),
+        ("data.corpus_seed", 0 <= d.corpus_seed < 2**64, "in [0, 2**64)"),
+        (
+            "data.corpus_chars",
+            1000 <= d.corpus_chars <= LIMITS["corpus_chars"],
+            _within("corpus_chars", 1000),
+        ),
+        ("data.n_samples", 10 <= d.n_samples <= LIMITS["n_samples"], _within("n_samples", 10)),
+        ("data.n_features", 1 <= d.n_features <= LIMITS["n_features"], _within("n_features")),
+        ("data.n_classes", 2 <= d.n_classes <= LIMITS["n_classes"], _within("n_classes", 2)),
+        (
+            "data.n_samples",
+            d.n_samples * d.n_features <= LIMITS["data_values"],
+            f"such that n_samples x n_features <= {LIMITS['data_values']:,}",
+        ),
         ("data.train_fraction", 0.0 < d.train_fraction < 1.0, "in (0, 1)"),
-        ("train.steps", t.steps >= 1, ">= 1"),
-        ("train.batch_size", t.batch_size >= 1, ">= 1"),
+        ("train.steps", 1 <= t.steps <= LIMITS["steps"], _within("steps")),
+        ("train.batch_size", 1 <= t.batch_size <= LIMITS["batch_size"], _within("batch_size")),
         ("train.lr", t.lr > 0, "> 0"),
         ("train.warmup_steps", 0 <= t.warmup_steps < t.steps, "in [0, steps)"),
         ("train.min_lr", 0 <= t.min_lr <= t.lr, "in [0, lr]"),
         ("train.weight_decay", t.weight_decay >= 0, ">= 0"),
         ("train.eps", t.eps >= 0, ">= 0"),
+        ("train.seed", 0 <= t.seed < 2**64, "in [0, 2**64) (torch's seeds are 64-bit)"),
         ("train.eval_every", t.eval_every >= 0, ">= 0"),
-        ("train.eval_batches", t.eval_batches >= 0, ">= 0"),
+        (
+            "train.eval_batches",
+            0 <= t.eval_batches <= LIMITS["eval_batches"],
+            _within("eval_batches", 0),
+        ),
         ("train.eval_batches", t.eval_every == 0 or t.eval_batches >= 1, ">= 1 with eval_every"),
     ]
     for key, ok, expected in rules:
         if not ok:
             section, name = key.split(".")
             value = getattr(getattr(preset, section), name)
-            raise StabcliError(f"{preset.name}: {key} = {value!r}; must be {expected}")
+            raise StabcliError(f"{preset.name}: {key} = {_short(value)}; must be {expected}")
+    if d.data_path is not None and d.source != "tiny-shakespeare":
+        raise SettingError(
+            "{data_path} is set, but preset {name} generates its data (data.source = "
+            "{source}) and reads no file",
+            name=preset.name,
+            source=d.source,
+        )
     if m.kind == "mlp" and d.source != "synthetic-classes":
         raise StabcliError(f"{preset.name}: model.kind 'mlp' needs data.source 'synthetic-classes'")
     if m.kind == "gpt" and d.source == "synthetic-classes":

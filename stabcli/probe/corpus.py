@@ -1,7 +1,7 @@
 """Generated data sets: a seeded pseudo-English corpus and a teacher-labelled classification set.
 
 The corpus (``synthetic-text``, used by the ``tiny-char`` preset) is built to behave like
-natural text at character level (issue 4): a Zipf-distributed lexicon of pronounceable
+natural text at character level: a Zipf-distributed lexicon of pronounceable
 words chained by a sparse word-to-word Markov table, capitalised sentences and proper names,
 commas and full stops, and a tail of rare symbols (digits, ``? ! ; : ' & -``, rare
 capitals), and a few symbols that first occur in the last 5% of the text, as a book's
@@ -9,7 +9,7 @@ closing tables or index would introduce them, so that they never occur in the tr
 split and their rows of the tied embedding only ever see fading gradients. The rare
 symbols matter for the stability probes: a token the model has learnt
 to rule out gets gradients that fade geometrically, which is exactly where Adam's
-max-update grows when γ² > β (THEORY.md, "Exact discrete-time results").
+max-update grows when γ² > β (docs/theory.md §3).
 """
 
 from __future__ import annotations

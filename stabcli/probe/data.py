@@ -1,20 +1,29 @@
-"""Data sets and the deterministic batch stream shared by every point of a probe.
+"""Data sets, their identity, and the deterministic batch stream shared by every point.
 
-All points see the same batches (issue 4): batch ``n`` is a function of the preset's seed
-and ``n`` only, so the vectorized engine and the sequential reference loop draw identical
-examples. Text is char-level; the split is the first ``train_fraction`` for training and
-the rest for testing, as nanoGPT's ``shakespeare_char``.
+All points see the same batches: batch ``n`` is a function of the preset's seed and ``n``
+only, so the vectorized engine and the sequential reference loop draw identical examples
+(docs/theory.md §10). Text is char-level; the split is the first ``train_fraction`` for
+training and the rest for testing, as nanoGPT's ``shakespeare_char``.
+
+A probe's data is identified by its content, never by where it lies: :class:`DataRef`
+holds the sha256 of the text file's bytes (or of the generated data), so a run records
+what it trained on, and a process that re-reads the data (a resumed run, a remote worker)
+checks that it has the same.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from stabcli.errors import StabcliError
-from stabcli.probe.config import Preset
+from stabcli.probe.config import DataConfig, Preset
 from stabcli.probe.corpus import synthetic_classes, synthetic_text
 from stabcli.probe.shakespeare import shakespeare_path
 
@@ -44,27 +53,95 @@ def encode_chars(text: str) -> tuple[np.ndarray, list[str]]:
     return np.fromiter((index[c] for c in text), dtype=np.int64, count=len(text)), vocab
 
 
-def load_dataset(preset: Preset) -> Dataset:
-    """Read or generate the preset's data and split it."""
+@dataclass(frozen=True)
+class DataRef:
+    """The identity of a probe's data (small and picklable: it travels to workers)."""
+
+    source: str  # the preset's data.source
+    sha256: str  # of the text file's bytes, or of the generated text / features and labels
+    path: str | None = None  # the file it was read from (text from a file), else None
+
+
+def _read_text_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise StabcliError(f"cannot read text data {path}: {err.strerror}") from None
+
+
+def _read(preset: Preset, path: Path | None = None) -> tuple[DataRef, Dataset]:
+    """Read or generate the preset's data (from ``path`` when given), hash it and split it."""
     d = preset.data
     if d.source == "synthetic-classes":
         x, y = synthetic_classes(d.corpus_seed, d.n_samples, d.n_features, d.n_classes)
+        digest = hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()
         cut = int(len(x) * d.train_fraction)
-        return Dataset("classes", d.n_classes, d.n_features, x[:cut], x[cut:], y[:cut], y[cut:])
+        data = Dataset("classes", d.n_classes, d.n_features, x[:cut], x[cut:], y[:cut], y[cut:])
+        return DataRef(d.source, digest), data
     if d.source == "synthetic-text":
-        text = synthetic_text(d.corpus_seed, d.corpus_chars)
+        raw, where = synthetic_text(d.corpus_seed, d.corpus_chars).encode("utf-8"), None
     else:
-        path = shakespeare_path(d.data_path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise StabcliError(f"cannot read text data {path}: {err}") from None
+        file = path if path is not None else shakespeare_path(d.data_path)
+        raw, where = _read_text_file(file), str(file)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise StabcliError(f"cannot read text data {where}: not UTF-8 ({err.reason})") from None
     tokens, vocab = encode_chars(text)
     cut = int(len(tokens) * d.train_fraction)
+    ref = DataRef(d.source, hashlib.sha256(raw).hexdigest(), where)
+    return ref, Dataset("text", len(vocab), len(vocab), tokens[:cut], tokens[cut:])
+
+
+#: Data sets already read in this process, by identity (a sweep reads its data once).
+_LOADED: OrderedDict[tuple[str, DataConfig], Dataset] = OrderedDict()
+_LOADED_MAX = 2
+
+
+def _key(ref: DataRef, preset: Preset) -> tuple[str, DataConfig]:
+    return ref.sha256, dataclasses.replace(preset.data, data_path=None)
+
+
+def _check_length(data: Dataset, preset: Preset) -> Dataset:
     need = preset.model.block_size + 1
-    if cut < need or len(tokens) - cut < need:
+    if data.kind == "text" and min(len(data.train_x), len(data.test_x)) < need:
         raise StabcliError(f"text data too short for block_size {preset.model.block_size}")
-    return Dataset("text", len(vocab), len(vocab), tokens[:cut], tokens[cut:])
+    return data
+
+
+def resolve_data(preset: Preset) -> DataRef:
+    """Read the preset's data once, and return its identity (the data set is kept for
+    :func:`load_dataset` in this process). Errors are one-line StabcliErrors."""
+    ref, data = _read(preset)
+    _remember(ref, preset, _check_length(data, preset))
+    return ref
+
+
+def _remember(ref: DataRef, preset: Preset, data: Dataset) -> None:
+    _LOADED[_key(ref, preset)] = data
+    _LOADED.move_to_end(_key(ref, preset))
+    while len(_LOADED) > _LOADED_MAX:
+        _LOADED.popitem(last=False)
+
+
+def load_dataset(preset: Preset, ref: DataRef | None = None) -> Dataset:
+    """The preset's data set; with ``ref``, the data ``ref`` identifies.
+
+    With ``ref`` the content is verified: read here from ``ref.path`` when that file
+    exists, otherwise from where the preset says, it must have ``ref.sha256``.
+    """
+    if ref is not None and (cached := _LOADED.get(_key(ref, preset))) is not None:
+        return _check_length(cached, preset)
+    path = Path(ref.path) if ref is not None and ref.path and Path(ref.path).is_file() else None
+    found, data = _read(preset, path)
+    if ref is not None and found.sha256 != ref.sha256:
+        raise StabcliError(
+            f"the data found here ({found.path or found.source}, sha256 {found.sha256[:12]}...) "
+            f"is not the data of this probe (sha256 {ref.sha256[:12]}...)"
+        )
+    if ref is not None:
+        _remember(ref, preset, data)
+    return _check_length(data, preset)
 
 
 class BatchStream:

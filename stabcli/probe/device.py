@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
@@ -45,7 +46,7 @@ def resolve_dtype(preset: Preset, device: torch.device) -> tuple[torch.dtype, bo
     """(parameter dtype, bf16 autocast?) for the preset's ``dtype`` on ``device``.
 
     bfloat16 means autocast of the forward/backward on CUDA; parameters and optimizer
-    state stay float32 (issue 4).
+    state stay float32.
     """
     name = preset.train.dtype
     if name == "bfloat16" and device.type != "cuda":
@@ -78,25 +79,63 @@ def free_memory(device: torch.device) -> int:
         return 4 << 30
 
 
-def bytes_per_point(preset: Preset, n_params: int, vocab: int, elem: int) -> int:
-    """Rough memory of one point: weights, grads, Adam state, scratch and activations."""
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB" if n >= 2**27 else f"{n / 2**20:.3g} MiB"
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Rough memory of a vectorized probe batch: a part per point and a shared part."""
+
+    per_point: int  # bytes: weights, grads, Adam state, scratch, activations, records
+    shared: int  # bytes: the data on the device, the batch offsets, the initial weights
+
+    def total(self, n_points: int) -> int:
+        return self.shared + n_points * self.per_point
+
+
+def estimate_memory(
+    preset: Preset, n_params: int, vocab: int, data_values: int, elem: int
+) -> MemoryEstimate:
+    """Memory of a probe of ``preset`` with ``n_params`` parameters per point, from its shapes.
+
+    Per point: θ, g, m, v and two scratch buffers, each (N,); activations kept for the
+    backward pass (a GPT block keeps ~20 (B, T, C) tensors plus its attention internals,
+    the logits 3 (B·T, V)); the per-step records, (S,) each, on the device and the host.
+    Shared: the data set on the device, the batch offsets (S, B) and (E, B), and θ_0.
+    """
     m, t = preset.model, preset.train
-    state = 6 * n_params * elem  # θ, g, m, v and two scratch buffers, each (N,)
     if m.kind == "gpt":
         tokens = t.batch_size * m.block_size
-        # per layer ~ 20 saved (B, T, C) activations plus attention internals; logits x 3
         acts = tokens * (m.n_layer * (20 * m.n_embd + 2 * m.n_head * m.block_size) + 3 * vocab)
     else:
         acts = t.batch_size * (m.n_layer * 4 * m.n_embd + 3 * vocab)
-    return state + acts * elem
+    records = t.steps * (3 * elem + 8 + 4 * 8 + 64)  # device (S,) x 4, host x 4, frames
+    per_point = (6 * n_params + acts) * elem + records
+    offsets = (t.steps + t.eval_batches) * t.batch_size * 8
+    shared = data_values * 8 + offsets + n_params * elem
+    return MemoryEstimate(per_point=per_point, shared=shared)
 
 
-def auto_points_per_batch(
-    preset: Preset, device: torch.device, n_params: int, vocab: int, elem: int, n_points: int
-) -> int:
-    """Points per vectorized batch from a budget of half the free memory."""
-    budget = free_memory(device) // 2
-    fit = max(1, budget // max(bytes_per_point(preset, n_params, vocab, elem), 1))
+def check_memory(
+    estimate: MemoryEstimate, device: torch.device, preset: Preset, n_points: int = 1
+) -> None:
+    """Refuse, with the estimate, a batch of ``n_points`` that cannot fit in ``device``'s
+    free memory (before anything is allocated or written)."""
+    need, free = estimate.total(n_points), free_memory(device)
+    if need > free:
+        what = "one probe point" if n_points == 1 else f"{n_points} probe points"
+        verb = "needs" if n_points == 1 else "need"
+        raise StabcliError(
+            f"{what} of preset {preset.name} {verb} about {_gib(need)} of {device.type} memory, "
+            f"more than the {_gib(free)} available; use a smaller model, batch, block or run"
+        )
+
+
+def auto_points_per_batch(estimate: MemoryEstimate, device: torch.device, n_points: int) -> int:
+    """Points per vectorized batch from a budget of half the free memory (at least 1)."""
+    budget = free_memory(device) // 2 - estimate.shared
+    fit = max(1, budget // max(estimate.per_point, 1))
     return int(min(fit, n_points))
 
 

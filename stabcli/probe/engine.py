@@ -1,15 +1,20 @@
 """The probe engine: train P (β, γ) points at once and record ‖u_n‖∞ every step.
 
 All points of a vectorized batch share the initial weights, the data batches and the
-dropout masks, so only (β, γ) differ (issue 4). Parameters live in one flat (P, N) buffer;
-the model reads named views of it (:func:`stabcli.probe.models.unflatten`) and
-:class:`stabcli.probe.optim.StackedAdam` updates it with one set of elementwise kernels.
+dropout masks, so only (β, γ) differ (docs/theory.md §10). Parameters live in one flat
+(P, N) buffer; the model reads named views of it (:func:`stabcli.probe.models.unflatten`)
+and :class:`stabcli.probe.optim.StackedAdam` updates it with one set of elementwise kernels.
 Records stay on the device and are copied to the host once per block of steps.
+
+:func:`run_batch` trains one vectorized batch of a resolved :class:`ProbeSetup` and is pure
+(its own device and data, resolved from the setup; no callbacks needed), so batches can run
+in other processes; :func:`run_probes` splits many points into batches that fit in memory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,11 +23,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stabcli.errors import StabcliError
+from stabcli.errors import SettingError, StabcliError
 from stabcli.probe.config import Preset
-from stabcli.probe.data import BatchStream, load_dataset
+from stabcli.probe.data import BatchStream
 from stabcli.probe.device import (
     auto_points_per_batch,
+    check_memory,
     flush_denormals,
     resolve_device,
     resolve_dtype,
@@ -37,6 +43,8 @@ from stabcli.probe.models import (
 )
 from stabcli.probe.optim import StackedAdam, adam_tables
 from stabcli.probe.records import Records, build_frames, empty_evals
+from stabcli.probe.setup import ProbeSetup, resolve_setup
+from stabcli.theory.domain import HyperPoint
 
 RECORD_BLOCK = 64  # steps between device -> host copies (and on_progress calls)
 
@@ -46,9 +54,12 @@ class ProbeResult:
     """Per-point summaries and per-step traces of a probe, as DataFrames.
 
     ``summary``: point, beta, gamma, diverged_step (Int64, <NA> if it never diverged),
-    final_loss. ``traces``: point, step, max_update (‖θ_{n+1}−θ_n‖∞/η_n, NaN after
-    divergence), max_tensor, loss, lr (η_n), wd_term (λ‖θ_n‖∞ for decoupled decay, else 0).
-    ``evals``: point, step, test_loss. ``point`` indexes the ``points`` given to run_probes.
+    underflow_step (Int64: the first step whose max-update came from a second moment v
+    below the dtype's normal range, where the exact bound, which assumes real arithmetic,
+    no longer applies; <NA> if none), final_loss. ``traces``: point, step, max_update
+    (‖θ_{n+1}−θ_n‖∞/η_n, NaN after divergence), max_tensor, loss, lr (η_n), wd_term
+    (λ‖θ_n‖∞ for decoupled decay, else 0). ``evals``: point, step, test_loss. ``point``
+    indexes the ``points`` given to run_probes (or run_batch).
     """
 
     summary: pd.DataFrame
@@ -59,30 +70,67 @@ class ProbeResult:
     points_per_batch: int  # points trained together in one vectorized program
     seconds: float  # wall time
 
+    def offset(self, first: int) -> ProbeResult:
+        """The same result with point indices shifted by ``first`` (a batch of a larger list)."""
+        return dataclasses.replace(
+            self,
+            summary=self.summary.assign(point=self.summary["point"] + first),
+            traces=self.traces.assign(point=self.traces["point"] + first),
+            evals=self.evals.assign(point=self.evals["point"] + first),
+        )
+
 
 def dropout_seed(seed: int, n: int) -> int:
-    """Seed of the dropout masks of step n (shared with the sequential reference)."""
-    return seed * 1_000_003 + n + 1
+    """Seed of the dropout masks of step n (shared with the sequential reference); kept in
+    torch's 64-bit seed range."""
+    return (seed * 1_000_003 + n + 1) % 2**64
 
 
 def check_points(points: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """(β, γ) in the paper's order -> two float64 arrays; StabcliError when out of range."""
+    """(β, γ) in the paper's order -> two float64 arrays, each point validated by
+    :class:`~stabcli.theory.domain.HyperPoint` (the one place β and γ are range-checked)."""
     if len(points) == 0:
         raise StabcliError("no (β, γ) points to probe")
     try:
-        arr = np.asarray([(float(b), float(g)) for b, g in points], dtype=np.float64)
+        valid = [HyperPoint(float(b), float(g)) for b, g in points]
     except (TypeError, ValueError):
         raise StabcliError("points must be (β, γ) pairs of numbers") from None
-    beta, gamma = arr[:, 0], arr[:, 1]
-    bad = ~((beta > 0) & (beta < 1) & (gamma >= 0) & (gamma < 1))
-    if bad.any():
-        b, g = arr[int(np.argmax(bad))]
-        raise StabcliError(f"point (β={b}, γ={g}) is outside 0 < β < 1, 0 ≤ γ < 1")
+    beta = np.array([p.beta for p in valid], dtype=np.float64)
+    gamma = np.array([p.gamma for p in valid], dtype=np.float64)
     return beta, gamma
 
 
+def run_batch(
+    setup: ProbeSetup,
+    points: Sequence[tuple[float, float]],
+    *,
+    device: str | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> ProbeResult:
+    """Train every (β, γ) of ``points`` together, in one vectorized program.
+
+    Pure: it resolves its device (``device``, else the setup's) and reads its data by
+    content here (:meth:`ProbeSetup.dataset`), so it can run in another process.
+    ``on_progress`` gets the number of point-steps done since its last call.
+    """
+    start = time.perf_counter()
+    beta, gamma = check_points(points)
+    preset = setup.preset
+    dev = resolve_device(device if device is not None else setup.device)
+    dtype, autocast = resolve_dtype(preset, dev)
+    data = setup.dataset()
+    specs = param_specs(preset.model, data.n_in, data.n_out)
+    stream = BatchStream(data, preset, dev, dtype)
+    theta0 = init_flat(specs, preset.train.seed, dtype).to(dev)  # (N,) shared initial weights
+    with flush_denormals(dev):
+        rec = _train_batch(preset, specs, stream, theta0, beta, gamma, autocast, on_progress)
+    summary, traces, evals = build_frames(rec, np.arange(len(beta)), beta, gamma, specs)
+    seconds = time.perf_counter() - start
+    return ProbeResult(summary, traces, evals, dev.type, preset.train.dtype, len(beta), seconds)
+
+
 def run_probes(
-    preset: Preset,
+    probe: Preset | ProbeSetup,
     points: Sequence[tuple[float, float]],
     *,
     device: str | None = None,
@@ -90,40 +138,32 @@ def run_probes(
     on_batch: Callable[[ProbeResult], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> ProbeResult:
-    """Train ``preset`` at every (β, γ) of ``points`` (paper order; torch betas=(γ, β)).
+    """Train a preset (or a resolved setup) at every (β, γ) of ``points`` (paper order;
+    torch betas=(γ, β)).
 
     Points are run in vectorized batches of ``points_per_batch`` (default: from half the
     device's free memory); ``on_batch`` gets each batch's result, ``on_progress`` the
-    number of point-steps done since its last call.
+    number of point-steps done since its last call. ``device`` resolves a preset (a setup
+    is already resolved).
     """
     start = time.perf_counter()
+    setup = probe if isinstance(probe, ProbeSetup) else resolve_setup(probe, device)
     beta, gamma = check_points(points)
-    dev = resolve_device(device)
-    dtype, autocast = resolve_dtype(preset, dev)
-    data = load_dataset(preset)
-    specs = param_specs(preset.model, data.n_in, data.n_out)
-    n_params = sum(s.numel for s in specs)
-    elem = torch.empty((), dtype=dtype).element_size()
+    dev = resolve_device(setup.device)
+    memory = setup.memory(dev)
     if points_per_batch is None:
-        ppb = auto_points_per_batch(preset, dev, n_params, data.n_out, elem, len(beta))
+        ppb = auto_points_per_batch(memory, dev, len(beta))
     elif type(points_per_batch) is int and points_per_batch >= 1:
         ppb = min(points_per_batch, len(beta))
+        check_memory(memory, dev, setup.preset, ppb)
     else:
-        raise StabcliError(f"points_per_batch must be a positive integer, not {points_per_batch!r}")
-    stream = BatchStream(data, preset, dev, dtype)
-    theta0 = init_flat(specs, preset.train.seed, dtype).to(dev)  # (N,) shared initial weights
-
+        raise SettingError(
+            "{points_per_batch} must be a positive integer, not {got!r}", got=points_per_batch
+        )
     parts: list[ProbeResult] = []
     for lo in range(0, len(beta), ppb):
-        t0 = time.perf_counter()
-        idx = np.arange(lo, min(lo + ppb, len(beta)))
-        with flush_denormals(dev):
-            rec = _train_batch(
-                preset, specs, stream, theta0, beta[idx], gamma[idx], autocast, on_progress
-            )
-        summary, traces, evals = build_frames(rec, idx, beta[idx], gamma[idx], specs)
-        seconds = time.perf_counter() - t0
-        part = ProbeResult(summary, traces, evals, dev.type, preset.train.dtype, ppb, seconds)
+        chunk = list(zip(beta[lo : lo + ppb].tolist(), gamma[lo : lo + ppb].tolist(), strict=True))
+        part = run_batch(setup, chunk, on_progress=on_progress).offset(lo)
         if on_batch is not None:
             on_batch(part)
         parts.append(part)
@@ -131,13 +171,13 @@ def run_probes(
     def cat(frames: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
-    evals = cat([p.evals for p in parts]) if preset.train.eval_every else empty_evals()
+    evals = cat([p.evals for p in parts]) if setup.preset.train.eval_every else empty_evals()
     return ProbeResult(
         summary=cat([p.summary for p in parts]),
         traces=cat([p.traces for p in parts]),
         evals=evals,
         device=dev.type,
-        dtype=preset.train.dtype,
+        dtype=setup.preset.train.dtype,
         points_per_batch=ppb,
         seconds=time.perf_counter() - start,
     )
@@ -167,6 +207,7 @@ def _train_batch(
 
     rec = Records.allocate(steps, n_pt, flat.dtype, dev, lr=tables.lr_host, eval_every=t.eval_every)
     alive = torch.ones(n_pt, dtype=torch.bool, device=dev)  # (P,)
+    tiny = torch.finfo(opt.v.dtype).tiny  # smallest normal number of the state's dtype
 
     def evaluate(n: int) -> None:
         with torch.no_grad(), amp:
@@ -190,7 +231,14 @@ def _train_batch(
         losses = losses.detach()
         assert flat.grad is not None
         max_update, argmax, wd_norm, new_alive = opt.step(n, flat, flat.grad, losses, alive)
-        rec.store_step(n, alive, new_alive, max_update, argmax, losses, wd_norm)
+        # The exact bound holds in real arithmetic. In float32, the second moment v of a
+        # parameter whose gradient has vanished decays by β per step below float32's normal
+        # range (1.2e-38; CPU flush-to-zero makes it 0 at once), while m still holds the
+        # old gradient: m / (sqrt(v) + ε) then explodes (to ~1e27 with ε = 1e-30) past the
+        # bound. torch.optim.Adam does the same; record the step (one gather per point).
+        v_at_max = opt.v.gather(1, argmax[:, None])[:, 0]  # (P,)
+        underflow = (v_at_max < tiny) & (max_update > 0)  # (P,)
+        rec.store_step(n, alive, new_alive, max_update, argmax, losses, wd_norm, underflow)
         alive = new_alive
         if n + 1 - flushed == RECORD_BLOCK or n == steps - 1:
             rec.flush(flushed, n + 1)

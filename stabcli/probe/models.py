@@ -1,7 +1,7 @@
 """The probed networks, written natively batched over points.
 
 Every parameter tensor carries a leading point dimension P, so one forward pass trains P
-copies of the model that differ only in their weights (issue 4: vectorized points). Linear
+copies of the model that differ only in their weights (vectorized points). Linear
 weights are stored as (P, C_in, C_out) and applied with ``torch.baddbmm``; attention folds
 the points into the batch dimension, (P·B, H, T, D), so PyTorch's fused
 ``scaled_dot_product_attention`` runs unchanged (``torch.func.vmap`` has no batching rule

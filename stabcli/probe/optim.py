@@ -1,6 +1,6 @@
 """Adam/AdamW over P stacked points, as one set of elementwise operations.
 
-Update rule (THEORY.md, "Conventions"; paper Section 2), for each point with its own
+Update rule (docs/theory.md §1; paper Section 2), for each point with its own
 (β, γ) — β decays the second moment (PyTorch ``beta2``), γ the first (``beta1``):
 
     g_n ← g_n + λ θ_n                                   (coupled weight decay only)

@@ -45,6 +45,7 @@ class Records:
     loss: torch.Tensor  # (S, P) training loss at step n
     wd_term: torch.Tensor  # (S, P) λ‖θ_n‖∞ (zeros without decoupled decay)
     diverged: torch.Tensor  # (P,) first non-finite step, −1 if none
+    underflow: torch.Tensor  # (P,) first step whose max came from v below normal range, −1
     evals: torch.Tensor  # (E, P) test loss
     eval_at: list[int]  # the E evaluated steps
     lr: np.ndarray  # (S, P) η_n, host
@@ -71,6 +72,7 @@ class Records:
             loss=buf(),
             wd_term=buf(),
             diverged=torch.full((n_pt,), -1, dtype=torch.int64, device=dev),
+            underflow=torch.full((n_pt,), -1, dtype=torch.int64, device=dev),
             evals=torch.full((len(at), n_pt), torch.nan, dtype=dtype, device=dev),
             eval_at=at,
             lr=lr,
@@ -89,9 +91,12 @@ class Records:
         argmax: torch.Tensor,
         loss: torch.Tensor,
         wd_term: torch.Tensor | None,
+        underflow: torch.Tensor,
     ) -> None:
         """Record step n. ``alive`` is the mask before the step: the diverging step keeps
-        its (non-finite) measurement, later steps of a dead point read NaN."""
+        its (non-finite) measurement, later steps of a dead point read NaN. ``underflow``
+        (P,) marks points whose max-update came from a second moment below the dtype's
+        normal range; the first such step of a live point is kept."""
         nan = float("nan")  # a Python scalar: no host-to-device copy, no sync
         self.max_update[n] = torch.where(alive, max_update.to(self.loss.dtype), nan)
         self.loss[n] = torch.where(alive, loss.to(self.loss.dtype), nan)
@@ -100,6 +105,7 @@ class Records:
             self.wd_term[n] = torch.where(alive, wd_term.to(self.loss.dtype), nan)
         died = alive & ~new_alive
         self.diverged.masked_fill_(died, n)
+        self.underflow.masked_fill_(alive & underflow & (self.underflow < 0), n)
 
     def store_eval(self, n: int, test_loss: torch.Tensor) -> None:
         self.evals[self.eval_at.index(n)] = test_loss.to(self.evals.dtype)
@@ -111,6 +117,7 @@ class Records:
 
     def finish(self) -> None:
         self.host["diverged"] = self.diverged.cpu().numpy()
+        self.host["underflow"] = self.underflow.cpu().numpy()
         self.host["evals"] = self.evals.detach().cpu().double().numpy()
 
 
@@ -124,13 +131,17 @@ def build_frames(
     """(summary, traces, evals) frames for points with global indices ``idx``."""
     h = rec.host
     steps, n_pt = h["loss"].shape
-    diverged = pd.array([int(d) if d >= 0 else pd.NA for d in h["diverged"]], dtype="Int64")
+
+    def first_steps(values: np.ndarray) -> pd.arrays.IntegerArray:
+        return pd.array([int(d) if d >= 0 else pd.NA for d in values], dtype="Int64")
+
     summary = pd.DataFrame(
         {
             "point": idx.astype(np.int64),
             "beta": beta,
             "gamma": gamma,
-            "diverged_step": diverged,
+            "diverged_step": first_steps(h["diverged"]),
+            "underflow_step": first_steps(h["underflow"]),
             "final_loss": h["loss"][-1],
         }
     )

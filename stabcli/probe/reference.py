@@ -1,9 +1,14 @@
-"""A sequential reference: one point trained with ``torch.optim.Adam``/``AdamW``.
+"""A public sequential reference: one point trained with ``torch.optim.Adam``/``AdamW``.
 
-Same model, initial weights, batches and dropout masks as the engine, but a single point
-(P = 1) and PyTorch's own optimizer with ``betas=(γ, β)`` — the engine is tested against
-it (equivalence tests) and benchmarked against a loop of it (``benchmarks/bench_probes.py``).
-The max-update is measured from the parameters themselves: ‖θ_{n+1} − θ_n‖∞ / η_n.
+Part of the public API (not a test fixture): it lets a user check the vectorized engine
+on their own preset against the optimizer they actually run. Same model, initial weights,
+batches and dropout masks as the engine, but a single point (P = 1) and PyTorch's own
+optimizer with ``betas=(γ, β)``. The project tests the engine against it (equivalence
+tests) and benchmarks it against a loop of it (``benchmarks/bench_probes.py``). The
+max-update is measured from the parameters themselves: ‖θ_{n+1} − θ_n‖∞ / η_n.
+
+    from stabcli.probe.reference import run_reference
+    ref = run_reference(load_preset("tiny-char"), (0.999, 0.9))   # (β, γ), paper order
 """
 
 from __future__ import annotations

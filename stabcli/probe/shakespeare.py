@@ -1,8 +1,8 @@
 """Locating char-level tiny Shakespeare: an explicit path, an env var, or a verified download.
 
-Order (THEORY.md, "The paper's experiments"; the project never ships the file):
+Order (docs/theory.md §10; the project never ships the file):
 
-1. the preset's ``data_path`` (``--data PATH``);
+1. the preset's ``data_path`` (the CLI's ``--data PATH``);
 2. the environment variable ``STABCLI_SHAKESPEARE`` (a path);
 3. the user cache (``$XDG_CACHE_HOME/stabcli/data`` on Linux, via platformdirs), filled on
    first use by pooch from ``STABCLI_SHAKESPEARE_URL`` (default: karpathy/char-rnn) and
@@ -17,7 +17,7 @@ from pathlib import Path
 import platformdirs
 import pooch
 
-from stabcli.errors import StabcliError
+from stabcli.errors import SettingError, StabcliError
 
 SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 DEFAULT_URL = (
@@ -26,8 +26,9 @@ DEFAULT_URL = (
 ENV_PATH = "STABCLI_SHAKESPEARE"
 ENV_URL = "STABCLI_SHAKESPEARE_URL"
 FILENAME = "tinyshakespeare.txt"
+#: Advice in errors; ``{data_path}`` names the setting (a SettingError template).
 HOW_TO_PROVIDE = (
-    f"download input.txt yourself (sha256 {SHA256[:12]}...) and pass --data PATH "
+    f"download input.txt yourself (sha256 {SHA256[:12]}...) and pass it as {{data_path}} "
     f"or set {ENV_PATH}=PATH"
 )
 
@@ -39,11 +40,14 @@ def cache_dir() -> Path:
 
 def shakespeare_path(data_path: str | None = None) -> Path:
     """Path of a readable tiny Shakespeare file, downloading it if needed."""
-    for given, origin in ((data_path, "data_path"), (os.environ.get(ENV_PATH), ENV_PATH)):
+    for given, origin in ((data_path, "{data_path}"), (os.environ.get(ENV_PATH), ENV_PATH)):
         if given:
             path = Path(given).expanduser()
             if not path.is_file():
-                raise StabcliError(f"tiny Shakespeare file {path} (from {origin}) does not exist")
+                raise SettingError(
+                    "tiny Shakespeare file {path} (from " + origin + ") does not exist",
+                    path=path,
+                )
             return path
     url = os.environ.get(ENV_URL) or DEFAULT_URL
     logger = pooch.get_logger()  # pooch builds its own Logger, outside logging.getLogger
@@ -59,13 +63,14 @@ def shakespeare_path(data_path: str | None = None) -> Path:
     except ValueError as err:  # pooch reports a hash mismatch as ValueError
         if "hash" not in str(err).lower():
             raise StabcliError(f"cannot download tiny Shakespeare from {url}: {err}") from None
-        raise StabcliError(
-            f"tiny Shakespeare from {url} failed its sha256 check; {HOW_TO_PROVIDE}"
+        raise SettingError(
+            "tiny Shakespeare from {url} failed its sha256 check; " + HOW_TO_PROVIDE, url=url
         ) from None
     except Exception as err:  # network errors come from requests, OSError, ...
-        reason = type(err).__name__
-        raise StabcliError(
-            f"cannot download tiny Shakespeare from {url} ({reason}); {HOW_TO_PROVIDE}"
+        raise SettingError(
+            "cannot download tiny Shakespeare from {url} ({reason}); " + HOW_TO_PROVIDE,
+            url=url,
+            reason=type(err).__name__,
         ) from None
     finally:
         logger.disabled = was_disabled

@@ -77,6 +77,15 @@ class RunData:
         return int(steps.iloc[0]) if len(steps) else None
 
     @property
+    def dtype(self) -> str:
+        """settings.preset.train.dtype: the training dtype ("" when config.json lacks it)."""
+        settings = self.config.get("settings")
+        preset = settings.get("preset") if isinstance(settings, dict) else None
+        train = preset.get("train") if isinstance(preset, dict) else None
+        value = train.get("dtype") if isinstance(train, dict) else None
+        return value if isinstance(value, str) else ""
+
+    @property
     def weight_decay(self) -> bool:
         """True when the traces record a decoupled weight-decay term λ‖θ_n‖∞."""
         wd = self.traces.get("wd_term")
@@ -118,6 +127,21 @@ def _fill_theory(points: pd.DataFrame, slope_at: int | None) -> pd.DataFrame:
     return points
 
 
+def _check_conventions(points: pd.DataFrame) -> None:
+    """β is torch's beta2 and γ its beta1 (docs/theory.md §1): a row that says otherwise is
+    corrupt, and reading it either way would misplace the point."""
+    for paper_name, torch_name in (("beta", "torch_beta2"), ("gamma", "torch_beta1")):
+        given = points[torch_name].notna()
+        differs = given & ~np.isclose(points[paper_name], points[torch_name], rtol=1e-12, atol=0)
+        if differs.any():
+            row = points[differs].iloc[0]
+            raise StabcliError(
+                f"points.csv is corrupt: point {row['point_id']} has {paper_name} = "
+                f"{row[paper_name]:g} but {torch_name} = {row[torch_name]:g} (the paper's "
+                f"{paper_name} is torch's {torch_name[6:]})"
+            )
+
+
 def normalize_points(raw: pd.DataFrame, slope_at: int | None = None) -> pd.DataFrame:
     """points.csv with every documented column present and typed, sorted by position."""
     missing = [c for c in ("point_id", "beta", "gamma") if c not in raw.columns]
@@ -140,6 +164,7 @@ def normalize_points(raw: pd.DataFrame, slope_at: int | None = None) -> pd.DataF
         raise StabcliError(
             f"points.csv is corrupt: {int(bad.sum())} row(s) without a numeric beta and gamma"
         )
+    _check_conventions(points)
     points = _fill_theory(points, slope_at)
     if points["position"].notna().any():
         points = points.sort_values("position", kind="stable", na_position="last")

@@ -31,6 +31,7 @@ TABLE_COLUMNS = (
     ("exact_stable", "exact stable"),
     ("measured_class", "measured"),
     ("diverged_step", "diverged at"),
+    ("underflow_step", "invalid from"),
     ("measured_slope", "measured slope"),
     ("fit_slope", "fit slope"),
     ("paper_rate", "paper rate |C|/2"),
@@ -70,6 +71,8 @@ class ReportSummary:
     agreement: AgreementSummary  # both theories' scores
     agrees_with: dict[str, int]  # counts of the agrees_with column ("both", "paper", ...)
     max_bound_ratio: float  # largest measured/bound ratio (must be <= 1)
+    n_invalid: int = 0  # points whose second moment left the dtype's range at some step
+    dtype: str = ""  # the training dtype (from config.json), e.g. "float32"
 
     @property
     def partial_note(self) -> str:
@@ -97,6 +100,14 @@ class ReportSummary:
                 f"largest max-update / exact bound: {self.max_bound_ratio:.9g} "
                 f"({bound_verdict(self.max_bound_ratio)})"
             )
+        if self.n_invalid:
+            dtype = self.dtype or "the training dtype"
+            out.append(
+                f"numerically invalid: {self.n_invalid} point(s) from some step on, where the "
+                f"second moment v fell below {dtype}'s normal range and m/sqrt(v) blew up "
+                "(as torch.optim.Adam does); the bound check stops there (see the "
+                "'invalid from' column; float64 reaches further)"
+            )
         return out
 
 
@@ -118,6 +129,7 @@ def get_summary(run: RunData) -> ReportSummary:
     ]
     ratios = points["bound_ratio_max"].to_numpy(float)
     ratios = ratios[np.isfinite(ratios)]
+    invalid = points["underflow_step"].notna()
     return ReportSummary(
         run_dir=str(run.path),
         description=run.description,
@@ -128,6 +140,8 @@ def get_summary(run: RunData) -> ReportSummary:
         agreement=summarize(_outcomes(points)),
         agrees_with={str(k): int(agrees[k]) for k in order},
         max_bound_ratio=float(ratios.max()) if len(ratios) else math.nan,
+        n_invalid=int(invalid.sum()),
+        dtype=run.dtype,
     )
 
 
@@ -136,8 +150,9 @@ def get_table(points: pd.DataFrame, human: bool = True) -> pd.DataFrame:
     machine-readable exports, points.csv's column names."""
     columns = [c for c, _ in TABLE_COLUMNS if c in points]
     table = points[columns].copy()
-    if "diverged_step" in table:
-        table["diverged_step"] = table["diverged_step"].astype("Int64")
+    for column in ("diverged_step", "underflow_step"):  # steps: whole numbers
+        if column in table:
+            table[column] = table[column].astype("Int64")
     return table.rename(columns=dict(TABLE_COLUMNS)) if human else table
 
 

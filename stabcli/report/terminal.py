@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from stabcli.report.load import RunData
@@ -23,12 +24,15 @@ TERMINAL_PRIORITY = {  # table column: short header
     "paper rate |C|/2": "|C|/2",
     "agrees with": "agrees",
     "diverged at": "diverged",
+    "invalid from": "invalid from",
     "fit slope": "fit",
     "max u/bound": "u/bound",
     "max tensor": "max tensor",
     "paper region": "paper",
     "exact stable": "exact stable",
 }
+#: Columns shown only when some point has a value there (rare events).
+SHOWN_WHEN_SET = {"invalid from"}
 #: Rates and C read best with fixed decimals (and stay narrow).
 FIXED_DECIMALS = {"C", "measured slope", "fit slope", "exact rate ρ_n", "paper rate |C|/2"}
 _COLORS = {"growing": "red", "diverged": "bold red", "bounded": "green"}
@@ -36,10 +40,11 @@ _PADDING = 3  # a cell's border and padding, in characters
 
 
 def render_summary(summary: ReportSummary, console: Console) -> None:
-    """The headline lines; the partial-run note in yellow."""
+    """The headline lines (plain text, never markup: they hold paths); the partial-run note
+    in yellow."""
     for line in summary.lines():
         style = "bold yellow" if line == summary.partial_note else None
-        console.print(line, style=style, highlight=False, soft_wrap=True)
+        console.print(line, style=style, highlight=False, soft_wrap=True, markup=False)
 
 
 def _fitting_columns(cells: dict[str, list[str]], width: int) -> list[str]:
@@ -65,8 +70,11 @@ def _cell(column: str, value: object) -> str:
 def render_table(table: pd.DataFrame, console: Console, slope_step: int | None = None) -> None:
     """The per-point table: the columns that fit the console, measured class colored."""
     cells = {c: [_cell(c, v) for v in table[c]] for c in table.columns}
+    for column in SHOWN_WHEN_SET & set(cells):
+        if not any(cells[column]):
+            del cells[column]
     shown = set(_fitting_columns(cells, console.width))
-    columns = [c for c in table.columns if c in shown]
+    columns = [c for c in table.columns if c in shown and c in cells]
     hidden = len([c for c in TERMINAL_PRIORITY if c in cells]) - len(columns)
     at = f" at n = {slope_step}" if slope_step is not None else ""
     notes = [
@@ -87,8 +95,8 @@ def render_table(table: pd.DataFrame, console: Console, slope_step: int | None =
     for i in range(len(table)):
         row = []
         for column in columns:
-            text = cells[column][i]
-            color = _COLORS.get(text) if column == "measured" else None
+            text = escape(cells[column][i])  # cells hold stored text (tensor names, ...)
+            color = _COLORS.get(cells[column][i]) if column == "measured" else None
             row.append(f"[{color}]{text}[/]" if color else text)
         out.add_row(*row)
     console.print(out)

@@ -1,7 +1,7 @@
 """Figure 2: ‖u_n‖∞ against n for every point, with both theories' bounds (paper Fig. 2a).
 
 Each point's measured max-update is a solid line colored by C; its paper bound (eq. 5) and
-exact bound (THEORY.md) are dotted lines of the same color; a divergence is marked with an
+exact bound (docs/theory.md §3) are dotted lines of the same color; a divergence is marked with an
 ×. Long traces are decimated for display (``_display.decimate_indices``).
 """
 
@@ -93,7 +93,7 @@ def _one_point(row: pd.Series, trace: pd.DataFrame, max_points: int) -> PointUpd
     span = int(steps.max()) if len(steps) else 0
     grid = np.unique(np.linspace(0, span, BOUND_POINTS).astype(int))
     exact_values = np.asarray(exact.exact_bound(beta, gamma, grid), dtype=float)
-    if "wd_term" in trace:  # the measured step holds λθ_n too (THEORY.md, AdamW)
+    if "wd_term" in trace:  # the measured step holds λθ_n too (docs/theory.md §1, AdamW)
         wd = pd.Series(trace["wd_term"].to_numpy(float), index=steps)
         exact_values = exact_values + wd.reindex(grid).fillna(0.0).to_numpy()
     return PointUpdates(

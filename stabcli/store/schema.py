@@ -20,6 +20,7 @@ POINT_COLUMNS = (
     "fit_slope",  # least squares around the slope step
     "measured_class",  # growing, bounded or diverged
     "diverged_step",  # first non-finite step, or empty
+    "underflow_step",  # first step whose max came from v below the dtype's normal range
     "bound_ratio_max",  # max_n measured / exact bound
     "max_tensor",  # tensor holding the max-update at the slope step
     "agrees_with",  # both, paper, exact or neither
@@ -30,6 +31,8 @@ POINT_COLUMNS = (
 #: points.csv columns holding text (with the store's ``batch``); exact_stable is boolean.
 POINT_TEXT_COLUMNS = ("point_id", "paper_region", "measured_class", "max_tensor", "agrees_with")
 POINT_BOOL_COLUMNS = ("exact_stable",)
+#: points.csv columns holding whole numbers (written as 50, never 50.0; empty when unknown).
+POINT_INT_COLUMNS = ("diverged_step", "underflow_step", "slope_step")
 POINT_NUMBER_COLUMNS = tuple(
     c for c in POINT_COLUMNS if c not in POINT_TEXT_COLUMNS + POINT_BOOL_COLUMNS
 )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stabcli.errors import StabcliError
+from stabcli.errors import SettingError
 from stabcli.theory.agreement import BOUNDED, DIVERGED, GROWING
 from stabcli.theory.exact import exact_bound
 
@@ -33,12 +33,15 @@ class MeasureSettings:
         at = slope_at if slope_at is not None else (500 if steps >= 1000 else steps // 2)
         half = 5
         if not half <= at <= steps - 1 - half:
-            raise StabcliError(
-                f"--slope-at must be between {half} and {steps - 1 - half} for a run of "
-                f"{steps} steps, got {at}"
+            raise SettingError(
+                "{slope_at} must be between {lo} and {hi} for a run of {steps} steps, got {at}",
+                lo=half,
+                hi=steps - 1 - half,
+                steps=steps,
+                at=at,
             )
         if not (math.isfinite(growth_tol) and growth_tol >= 0):
-            raise StabcliError(f"--growth-tol must be a number >= 0, got {growth_tol}")
+            raise SettingError("{growth_tol} must be a number >= 0, got {got}", got=growth_tol)
         fit = min(50, at, steps - 1 - at)
         return cls(slope_at=at, slope_half_width=half, fit_half_width=fit, growth_tol=growth_tol)
 
@@ -52,6 +55,7 @@ class PointMeasurement:
     measured_class: str  # "growing", "bounded" or "diverged"
     diverged_step: int | None  # first step whose loss or update was not finite
     bound_ratio_max: float  # max_n u_n / (exact bound_n + λ‖θ_n‖∞); ≤ 1 up to float rounding
+    # (over the steps before ``underflow_step``, where the dtype still represents v)
     max_tensor: str  # parameter tensor holding the max-update at the slope step
 
 
@@ -79,8 +83,14 @@ def measure_point(
     max_tensor: list[str],  # (steps,) name of the tensor holding the max
     diverged_step: int | None,
     settings: MeasureSettings,
+    underflow_step: int | None = None,
 ) -> PointMeasurement:
-    """Slopes, class and bound ratio of one point's trace."""
+    """Slopes, class and bound ratio of one point's trace.
+
+    The bound ratio is taken over the steps before ``underflow_step`` (the first step whose
+    max-update came from a second moment below the dtype's normal range): the exact bound
+    assumes real arithmetic, which the dtype no longer approximates there.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
         log_u = np.log(max_update)
         bound = exact_bound(beta, gamma, np.arange(len(max_update))) + wd_term
@@ -93,7 +103,8 @@ def measure_point(
     else:
         slope = fitted if math.isfinite(fitted) else measured
         cls = GROWING if slope > settings.growth_tol else BOUNDED
-    finite = ratio[np.isfinite(ratio)]
+    checked = ratio[:underflow_step] if underflow_step is not None else ratio
+    finite = checked[np.isfinite(checked)]
     return PointMeasurement(
         measured_slope=measured,
         fit_slope=fitted,

@@ -2,17 +2,25 @@
 
 Each region gives its points in order with a position in [0, 1] along it: arc length for
 curves (paper Section 3.2 takes points uniformly along a normal curve), index otherwise.
+Errors name the region's settings (``n_points``, ``grid``, ``points_file``); a front end
+shows them as its own options.
 """
 
 from __future__ import annotations
 
 import csv
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stabcli.errors import StabcliError
+from stabcli.errors import SettingError, StabcliError
 from stabcli.theory import curves
 from stabcli.theory.domain import HyperPoint
+
+#: Most points in one region: a sweep of this many tiny-char points runs for hours on a
+#: CPU; a larger count is a typo, refused before any point is built.
+MAX_POINTS = 100_000
 
 
 @dataclass(frozen=True)
@@ -36,10 +44,20 @@ def _positions(n: int, open_ends: bool) -> tuple[float, ...]:
     return tuple(i / (n - 1) for i in range(n)) if n > 1 else (0.5,)
 
 
+def _check_count(setting: str, count: int) -> None:
+    if not 1 <= count <= MAX_POINTS:
+        raise SettingError(
+            "{" + setting + "} gives {count:,} points; a region has 1 to {most:,}",
+            count=count,
+            most=MAX_POINTS,
+        )
+
+
 def curve_region(
     kind: str, through: HyperPoint, n_points: int, span: tuple[float, float] | None = None
 ) -> SweepRegion:
     """``n_points`` uniformly by arc length along the normal or level curve through a point."""
+    _check_count("n_points", n_points)
     build = {"normal-curve": curves.normal_section, "level-curve": curves.level_section}[kind]
     section = build(through.beta, through.gamma, span)
     points = curves.sample_by_arc_length(section, n_points)
@@ -59,9 +77,14 @@ class GridAxis:
     hi: float
     n: int
 
+    def describe(self, name: str) -> str:
+        """ "beta in [0.9, 0.99]", or "beta = 0.9" for a single value."""
+        return f"{name} = {self.lo:g}" if self.n == 1 else f"{name} in [{self.lo:g}, {self.hi:g}]"
+
 
 def parse_grid(text: str) -> tuple[GridAxis, GridAxis]:
-    """'β0:β1:n,γ0:γ1:n' → two axes; an empty or inverted range is a one-line error."""
+    """'β0:β1:n,γ0:γ1:n' → two axes; an empty, inverted, ambiguous or too large grid is a
+    one-line error (before any point is built)."""
     form = "'b0:b1:n,g0:g1:n', e.g. 0.9:0.999:4,0.8:0.99:4"
     try:
         axes = []
@@ -70,15 +93,38 @@ def parse_grid(text: str) -> tuple[GridAxis, GridAxis]:
             axes.append(GridAxis(float(lo), float(hi), int(n)))
         beta_axis, gamma_axis = axes
     except ValueError:
-        raise StabcliError(f"--grid must look like {form}, got {text!r}") from None
+        raise SettingError(
+            "{grid} must look like {form}, got {text!r}", form=form, text=text
+        ) from None
     for name, axis in (("beta", beta_axis), ("gamma", gamma_axis)):
-        if axis.n < 1:
-            raise StabcliError(f"--grid: the {name} range needs at least 1 point, got {axis.n}")
-        if axis.lo > axis.hi or (axis.lo == axis.hi and axis.n > 1):
-            raise StabcliError(
-                f"--grid: the {name} range {axis.lo}:{axis.hi} is empty or inverted "
-                "(give low:high with low < high)"
+        if not (math.isfinite(axis.lo) and math.isfinite(axis.hi)):
+            raise SettingError(
+                "{grid}: the {name} range {lo}:{hi} must be finite numbers",
+                name=name,
+                lo=axis.lo,
+                hi=axis.hi,
             )
+        if axis.n < 1:
+            raise SettingError(
+                "{grid}: the {name} range needs at least 1 point, got {n}", name=name, n=axis.n
+            )
+        if axis.n == 1 and axis.lo != axis.hi:
+            raise SettingError(
+                "{grid}: the {name} range {lo:g}:{hi:g} with 1 point is ambiguous; give "
+                "{lo:g}:{lo:g}:1 for one value, or at least 2 points",
+                name=name,
+                lo=axis.lo,
+                hi=axis.hi,
+            )
+        if axis.lo > axis.hi or (axis.lo == axis.hi and axis.n > 1):
+            raise SettingError(
+                "{grid}: the {name} range {lo}:{hi} is empty or inverted "
+                "(give low:high with low < high)",
+                name=name,
+                lo=axis.lo,
+                hi=axis.hi,
+            )
+    _check_count("grid", beta_axis.n * gamma_axis.n)
     return beta_axis, gamma_axis
 
 
@@ -90,11 +136,12 @@ def _linspace(axis: GridAxis) -> list[float]:
 
 def grid_region(beta_axis: GridAxis, gamma_axis: GridAxis) -> SweepRegion:
     """The Cartesian grid, β-major; every point validated."""
+    _check_count("grid", beta_axis.n * gamma_axis.n)
     points = [HyperPoint(b, g) for b in _linspace(beta_axis) for g in _linspace(gamma_axis)]
     return SweepRegion(
         kind="grid",
-        description=f"{beta_axis.n} x {gamma_axis.n} grid, beta in [{beta_axis.lo:g}, "
-        f"{beta_axis.hi:g}], gamma in [{gamma_axis.lo:g}, {gamma_axis.hi:g}]",
+        description=f"{beta_axis.n} x {gamma_axis.n} grid, {beta_axis.describe('beta')}, "
+        f"{gamma_axis.describe('gamma')}",
         points=tuple(points),
         positions=_positions(len(points), open_ends=False),
     )
@@ -105,6 +152,7 @@ def points_region(points: list[HyperPoint], kind: str = "points", source: str = 
     unique = tuple(dict.fromkeys(points))
     if not unique:
         raise StabcliError("no points given")
+    _check_count("points_file" if kind == "points-file" else "points", len(unique))
     origin = f" from {source}" if source else ""
     return SweepRegion(
         kind=kind,
@@ -114,38 +162,68 @@ def points_region(points: list[HyperPoint], kind: str = "points", source: str = 
     )
 
 
+_COLUMNS = "columns beta,gamma (or torch_beta1,torch_beta2)"
+
+
 def read_points_file(path: Path) -> SweepRegion:
-    """Points from a CSV file with columns beta,gamma (paper order) or torch_beta1,torch_beta2."""
+    """Points from a CSV file with columns beta,gamma (paper order) or torch_beta1,torch_beta2.
+
+    A UTF-8 byte-order mark (Excel's default) is accepted; every row must have one value
+    per column; at most :data:`MAX_POINTS` rows are read.
+    """
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError) as err:
-        raise StabcliError(f"cannot read --points-file {path}: {err}") from None
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = [name.strip() for name in next(reader, [])]
+            rows: list[tuple[int, list[str]]] = []
+            for fields in reader:
+                if len(rows) == MAX_POINTS:
+                    _check_count("points_file", MAX_POINTS + 1)
+                if fields:
+                    rows.append((reader.line_num, fields))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        reason = getattr(err, "strerror", None) or err
+        raise SettingError(
+            "cannot read {points_file} {path}: {reason}", path=path, reason=reason
+        ) from None
+    if not header:
+        raise SettingError(
+            "{points_file} {path} holds no rows (expected " + _COLUMNS + ")", path=path
+        )
+    names = set(header)
+    make: Callable[[float, float], HyperPoint]
+    if {"beta", "gamma"} <= names:
+        first, second, make = "beta", "gamma", HyperPoint
+    elif {"torch_beta1", "torch_beta2"} <= names:
+        first, second, make = "torch_beta1", "torch_beta2", HyperPoint.from_torch
+    else:
+        raise SettingError(
+            "{points_file} {path} needs " + _COLUMNS + ", found {found}",
+            path=path,
+            found=",".join(header) or "no header",
+        )
     if not rows:
-        raise StabcliError(f"--points-file {path} holds no rows (expected columns beta,gamma)")
-    columns = set(rows[0])
+        raise SettingError("{points_file} {path} holds no rows", path=path)
+    i, j = header.index(first), header.index(second)
     points = []
-    for i, row in enumerate(rows, start=2):
-        if None in row.values() or None in row:
-            raise StabcliError(
-                f"--points-file {path}, line {i}: expected one value per column "
-                f"({','.join(rows[0])}), got a different number"
+    for line, fields in rows:
+        if len(fields) != len(header):
+            raise SettingError(
+                "{points_file} {path}, line {line}: expected {n} values ({columns}), got {got}",
+                path=path,
+                line=line,
+                n=len(header),
+                columns=",".join(header),
+                got=len(fields),
             )
         try:
-            if {"beta", "gamma"} <= columns:
-                points.append(HyperPoint(float(row["beta"]), float(row["gamma"])))
-            elif {"torch_beta1", "torch_beta2"} <= columns:
-                points.append(
-                    HyperPoint.from_torch(float(row["torch_beta1"]), float(row["torch_beta2"]))
-                )
-            else:
-                raise StabcliError(
-                    f"--points-file {path} needs columns beta,gamma (or torch_beta1,torch_beta2)"
-                )
-        except (TypeError, ValueError):
-            raise StabcliError(f"--points-file {path}, line {i}: not a number") from None
+            points.append(make(float(fields[i]), float(fields[j])))
+        except ValueError:
+            raise SettingError(
+                "{points_file} {path}, line {line}: not a number", path=path, line=line
+            ) from None
         except StabcliError as err:
-            if "line" in str(err) or "columns" in str(err):
-                raise
-            raise StabcliError(f"--points-file {path}, line {i}: {err}") from None
+            raise SettingError(
+                "{points_file} {path}, line {line}: {err}", path=path, line=line, err=err
+            ) from None
     return points_region(points, kind="points-file", source=str(path))

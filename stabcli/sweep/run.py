@@ -1,8 +1,15 @@
 """Run a sweep: probes over a region, measured and compared with both theories, saved as
-each batch finishes, resumable after any interruption."""
+each batch finishes, resumable after any interruption.
+
+A :class:`SweepRequest` (what was asked) is resolved once into a :class:`SweepPlan` by
+:func:`plan_sweep`: the probe's device, dtype and data (by content), the settings that
+identify the run and their fingerprint, the point ids and the run directory. Nothing is
+written until :func:`run_sweep` runs the plan.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import platform
@@ -15,8 +22,9 @@ from typing import Any
 import pandas as pd
 
 from stabcli import __version__
-from stabcli.probe import Preset, ProbeResult, run_probes
-from stabcli.store import RunDir, fingerprint, point_id
+from stabcli.errors import StabcliError
+from stabcli.probe import Preset, ProbeResult, ProbeSetup, resolve_setup, run_probes
+from stabcli.store import RunDir, fingerprint, list_runs, point_id
 from stabcli.store.schema import POINT_COLUMNS
 from stabcli.sweep.measure import MeasureSettings, measure_point
 from stabcli.sweep.regions import SweepRegion
@@ -28,15 +36,39 @@ SETTINGS_KEY = "settings"
 
 @dataclass(frozen=True)
 class SweepRequest:
-    """Everything a sweep needs, resolved (command line, then preset, then defaults)."""
+    """Everything a sweep needs, as given (command line, then preset, then defaults)."""
 
     preset: Preset  # with overrides applied
     region: SweepRegion
-    out: Path  # the run directory
     measure: MeasureSettings
+    out: Path | None = None  # the run directory; None: the newest run of the same settings
+    # and region under runs_root (so that re-running resumes it), else runs_root/<timestamp>
     device: str | None = None  # None: cuda, then mps, then cpu
     points_per_batch: int | None = None  # None: from the device's memory
     overwrite: bool = False  # start afresh instead of resuming
+    runs_root: Path = Path("runs")
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A request resolved once, before anything is written."""
+
+    request: SweepRequest
+    setup: ProbeSetup  # device, dtype and data, checked to fit in memory
+    settings: dict[str, Any]  # what determines every point's results (config.json)
+    fingerprint: str  # of ``settings``: the run's identity
+    ids: tuple[str, ...]  # point ids, in region order
+    out: Path  # the run directory
+
+
+@dataclass(frozen=True)
+class SweepStart:
+    """What a sweep found when it opened its run directory (for progress displays)."""
+
+    n_todo: int  # points to train now
+    n_done: int  # points found finished
+    steps: int  # steps per point
+    note: str | None  # e.g. a run left "running" by a process that has ended
 
 
 @dataclass(frozen=True)
@@ -50,11 +82,29 @@ class SweepOutcome:
     n_reused: int  # points found finished in the run directory
 
 
-def settings_of(request: SweepRequest) -> dict[str, Any]:
-    """The settings that determine every point's results (they fingerprint the run)."""
-    preset = request.preset.to_dict()
-    preset.get("data", {}).pop("data_path", None)  # where the file lies does not matter
-    return {"preset": preset, "measurement": asdict(request.measure)}
+def settings_of(setup: ProbeSetup, measure: MeasureSettings) -> dict[str, Any]:
+    """The settings that determine every point's results (they fingerprint the run).
+
+    The data enter by content (sha256), not by path: the same text anywhere is the same
+    run, and another text at the same path is another run.
+    """
+    preset = setup.preset.to_dict()
+    preset["data"].pop("data_path", None)
+    data = {"source": setup.data.source, "sha256": setup.data.sha256}
+    return {"preset": preset, "data": data, "measurement": asdict(measure)}
+
+
+def plan_sweep(request: SweepRequest) -> SweepPlan:
+    """Resolve a request once: probe setup (one-line errors, nothing written), settings,
+    fingerprint, point ids and the run directory."""
+    setup = resolve_setup(request.preset, request.device)
+    settings = settings_of(setup, request.measure)
+    fp = fingerprint(settings)
+    ids = tuple(point_id(fp, p.beta, p.gamma) for p in request.region.points)
+    out = request.out
+    if out is None:
+        out = default_run_dir(request.runs_root, fp, request.region.to_dict())
+    return SweepPlan(request, setup, settings, fp, ids, out)
 
 
 def _versions() -> dict[str, str]:
@@ -70,33 +120,38 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _config(request: SweepRequest, settings: dict[str, Any], device: str) -> dict[str, Any]:
+def _config(plan: SweepPlan) -> dict[str, Any]:
+    request = plan.request
     return {
         "stabcli_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        SETTINGS_KEY: settings,
-        "settings_fingerprint": fingerprint(settings),
+        SETTINGS_KEY: plan.settings,
+        "settings_fingerprint": plan.fingerprint,
         "preset_name": request.preset.name,
-        "data_path": request.preset.data.data_path,
+        "data_path": plan.setup.data.path,
         "seed": request.preset.train.seed,
         "region": request.region.to_dict(),
-        "device": device,
+        "device": plan.setup.device,
         "versions": _versions(),
     }
 
 
-def _rows_for_batch(
+def batch_rows(
     part: ProbeResult,
     ids: list[str],
     positions: list[float],
     measure: MeasureSettings,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """points.csv rows, traces and evals of one finished batch, keyed by point id."""
+    """points.csv rows, traces and evals of one finished batch, keyed by point id.
+
+    ``ids[i]`` and ``positions[i]`` belong to the point ``i`` of ``part.summary``.
+    """
     rows = []
     traces = part.traces.sort_values(["point", "step"])
     for rec in part.summary.itertuples(index=False):
         tr = traces[traces["point"] == rec.point]
         diverged = None if pd.isna(rec.diverged_step) else int(rec.diverged_step)
+        underflow = None if pd.isna(rec.underflow_step) else int(rec.underflow_step)
         m = measure_point(
             rec.beta,
             rec.gamma,
@@ -105,6 +160,7 @@ def _rows_for_batch(
             tr["max_tensor"].astype(str).tolist(),
             diverged,
             measure,
+            underflow_step=underflow,
         )
         row: dict[str, Any] = {
             "point_id": ids[rec.point],
@@ -114,6 +170,7 @@ def _rows_for_batch(
             "fit_slope": m.fit_slope,
             "measured_class": m.measured_class,
             "diverged_step": diverged,
+            "underflow_step": underflow,
             "bound_ratio_max": m.bound_ratio_max,
             "max_tensor": m.max_tensor,
             "final_loss": rec.final_loss,
@@ -123,7 +180,6 @@ def _rows_for_batch(
         row["agrees_with"] = agrees_with(PointOutcome.from_row(row))
         rows.append(row)
     points = pd.DataFrame(rows)[list(POINT_COLUMNS)]
-    points["diverged_step"] = points["diverged_step"].astype("Int64")
     evals = part.evals.copy()
     if len(evals):
         best = evals.groupby("point")["test_loss"].min()
@@ -135,84 +191,73 @@ def _rows_for_batch(
 
 
 def run_sweep(
-    request: SweepRequest,
+    plan: SweepPlan,
     on_progress: Callable[[int], None] | None = None,
-    on_start: Callable[[int, int], None] | None = None,
+    on_start: Callable[[SweepStart], None] | None = None,
 ) -> SweepOutcome:
-    """Run the points of ``request.region`` not yet finished in ``request.out``.
+    """Run the points of the plan's region not yet finished in its run directory.
 
-    ``on_start(n_todo, steps)`` is called once before training; ``on_progress`` with
-    point-steps done. Results are committed per batch; Ctrl-C marks the run interrupted
-    (re-running the same command resumes it) and re-raises.
+    The run directory is locked while the sweep runs. ``on_start`` is called once before
+    training; ``on_progress`` with point-steps done. Results are committed per batch; an
+    interruption (Ctrl-C, an error) marks the run interrupted (re-running the same command
+    resumes it) and re-raises.
     """
-    from stabcli.probe.data import load_dataset
-    from stabcli.probe.device import resolve_device, resolve_dtype
+    request, ids = plan.request, list(plan.ids)
+    points = request.region.points
+    with RunDir.create(plan.out, _config(plan), SETTINGS_KEY, request.overwrite) as run:
+        done = run.finished_ids()
+        todo = [i for i, pid in enumerate(ids) if pid not in done]
+        run.write_state("running", ids)
 
-    resolved = resolve_device(request.device)  # bad device: one-line error, nothing written
-    resolve_dtype(request.preset, resolved)  # e.g. bfloat16 off CUDA: the same
-    device = resolved.type
-    load_dataset(request.preset)  # missing data: one-line error before the run dir is touched
-    settings = settings_of(request)
-    fp = fingerprint(settings)
-    points = list(request.region.points)
-    ids = [point_id(fp, p.beta, p.gamma) for p in points]
-    run = RunDir.create(
-        request.out, _config(request, settings, device), SETTINGS_KEY, request.overwrite
-    )
-    done = run.finished_ids()
-    todo = [i for i, pid in enumerate(ids) if pid not in done]
-    run.write_state("running", ids)
-    if on_start is not None:
-        on_start(len(todo), request.preset.train.steps)
-
-    def save(part: ProbeResult) -> None:
-        batch_ids = [ids[todo[i]] for i in part.summary["point"]]
-        rows, traces, evals = _rows_for_batch(
-            part,
-            [ids[i] for i in todo],
-            [request.region.positions[i] for i in todo],
-            request.measure,
-        )
-        name = "batch-" + hashlib.sha256("|".join(batch_ids).encode()).hexdigest()[:12]
-        run.commit_batch(name, rows, traces, evals)
-
-    try:
-        if todo:
-            run_probes(
-                request.preset,
-                [(points[i].beta, points[i].gamma) for i in todo],
-                device=request.device,
-                points_per_batch=request.points_per_batch,
-                on_batch=save,
-                on_progress=on_progress,
+        def save(part: ProbeResult) -> None:
+            batch_ids = [ids[todo[i]] for i in part.summary["point"]]
+            rows, traces, evals = batch_rows(
+                part,
+                [ids[i] for i in todo],
+                [request.region.positions[i] for i in todo],
+                request.measure,
             )
-    except BaseException:
-        run.write_state("interrupted", ids)
-        raise
-    run.write_state("complete", ids)
-    table = run.read_points().set_index("point_id").loc[ids].reset_index()
+            name = "batch-" + hashlib.sha256("|".join(batch_ids).encode()).hexdigest()[:12]
+            run.commit_batch(name, rows, traces, evals)
+
+        try:
+            if on_start is not None:
+                steps = request.preset.train.steps
+                on_start(SweepStart(len(todo), len(ids) - len(todo), steps, run.stale_note))
+            if todo:
+                run_probes(
+                    plan.setup,
+                    [(points[i].beta, points[i].gamma) for i in todo],
+                    points_per_batch=request.points_per_batch,
+                    on_batch=save,
+                    on_progress=on_progress,
+                )
+        except BaseException:
+            with contextlib.suppress(StabcliError):  # e.g. the disk is full: keep the cause
+                run.write_state("interrupted", ids)
+            raise
+        run.write_state("complete", ids)
+        table = run.read_points().set_index("point_id").loc[ids].reset_index()
     summary = summarize(PointOutcome.from_row(r) for r in table.to_dict("records"))
     return SweepOutcome(run, table, summary, n_run=len(todo), n_reused=len(ids) - len(todo))
 
 
-def default_run_dir(request: SweepRequest, root: Path = Path("runs")) -> Path:
-    """Where a sweep without --out writes.
+def default_run_dir(root: Path, settings_fingerprint: str, region: dict[str, object]) -> Path:
+    """Where a sweep without an explicit run directory writes.
 
     The newest run under ``root`` with the same settings and region is reused, so that
     re-running the same command resumes it; otherwise a new ``root/<timestamp>``.
     """
-    fp = fingerprint(settings_of(request))
-    region = request.region.to_dict()
-    matches = []
-    for config_path in root.glob("*/config.json") if root.is_dir() else []:
+    for path in list_runs(root):
         try:
-            config = RunDir(config_path.parent).config()
-        except Exception:  # an unreadable run is simply not a match
+            config = RunDir.open(path).config()
+        except StabcliError:  # an unreadable run is simply not a match
             continue
-        if config.get("settings_fingerprint") == fp and config.get("region") == region:
-            matches.append(config_path.parent)
-    if matches:
-        return max(matches, key=lambda p: (p / "config.json").stat().st_mtime)
+        if (
+            config.get("settings_fingerprint") == settings_fingerprint
+            and config.get("region") == region
+        ):
+            return path
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     path, n = root / stamp, 1
     while path.exists():

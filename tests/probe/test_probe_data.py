@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from stabcli.errors import StabcliError
+from stabcli.errors import SettingError, StabcliError
 from stabcli.probe import load_preset
 from stabcli.probe.corpus import synthetic_text
 from stabcli.probe.data import BatchStream, load_dataset
@@ -118,8 +118,9 @@ def shakespeare_path_from_env() -> Path:
 
 def test_download_wrong_checksum(isolated: Path, serve, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STABCLI_SHAKESPEARE_URL", serve(b"not shakespeare\n" * 100))
-    with pytest.raises(StabcliError, match=r"sha256 check.*--data PATH.*STABCLI_SHAKESPEARE"):
+    with pytest.raises(SettingError, match=r"sha256 check.*data_path.*STABCLI_SHAKESPEARE") as err:
         shakespeare_path(None)
+    assert "--data" in err.value.render({"data_path": "--data"})
     assert not list(cache_dir().glob("tinyshakespeare*"))
 
 
@@ -128,7 +129,7 @@ def test_download_server_down(isolated: Path, monkeypatch: pytest.MonkeyPatch) -
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("STABCLI_SHAKESPEARE_URL", f"http://127.0.0.1:{port}/input.txt")
-    with pytest.raises(StabcliError, match=r"cannot download.*--data PATH"):
+    with pytest.raises(SettingError, match=r"cannot download.*pass it as data_path"):
         shakespeare_path(None)
 
 

@@ -88,7 +88,14 @@ def test_batches_callbacks_and_frames() -> None:
     assert progress == [2 * 64, 2 * 6, 64, 6]  # per block of 64 steps, per batch
     pd.testing.assert_frame_equal(split.summary, whole.summary, rtol=1e-9)
     pd.testing.assert_frame_equal(split.traces, whole.traces, rtol=1e-9)
-    assert list(split.summary.columns) == ["point", "beta", "gamma", "diverged_step", "final_loss"]
+    assert list(split.summary.columns) == [
+        "point",
+        "beta",
+        "gamma",
+        "diverged_step",
+        "underflow_step",
+        "final_loss",
+    ]
     assert list(split.traces.columns) == [
         "point",
         "step",

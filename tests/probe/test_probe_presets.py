@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stabcli.errors import StabcliError
+from stabcli.errors import SettingError, StabcliError
 from stabcli.probe import Preset, PresetInfo, list_presets, load_preset
 
 SHIPPED = [
@@ -75,7 +75,7 @@ def test_user_toml_by_path(tmp_path: Path) -> None:
         ('[train]\nlr = "big"\n', r"train\.lr: expected float, got str"),
         ("[optimizer]\nlr = 1\n", "unknown key 'optimizer'"),
         ('[train]\nschedule = "linear"\n', r"train\.schedule = 'linear'; allowed"),
-        ("[train]\nsteps = 0\n", r"train\.steps = 0; must be >= 1"),
+        ("[train]\nsteps = 0\n", r"train\.steps = 0; must be in \[1, 1,000,000\]"),
         ("[model]\nn_head = 3\n", r"model\.n_head = 3; must be a divisor"),
         ("[train]\nlr =\n", "not valid TOML"),
     ],
@@ -104,12 +104,66 @@ def test_missing_toml_file(tmp_path: Path) -> None:
 
 
 def test_with_overrides_replaces_typed_fields() -> None:
-    base = load_preset("tiny-char")
+    base = load_preset("shakespeare-small")
     new = base.with_overrides(steps=7, lr=1, seed=3, data_path="/x", eps=1e-8, dtype="float64")
     assert (new.train.steps, new.train.lr, new.train.seed) == (7, 1.0, 3)
     assert (new.data.data_path, new.train.eps, new.train.dtype) == ("/x", 1e-8, "float64")
-    assert base.train.steps == 400  # frozen original untouched
+    assert base.train.steps == 600  # frozen original untouched
     assert new.with_overrides(data_path=None).data.data_path is None
+
+
+@pytest.mark.parametrize("name", ["tiny-char", "mlp-synthetic"])
+def test_a_data_file_for_generated_data_is_refused(name: str) -> None:
+    with pytest.raises(SettingError, match=rf"^data_path is set, but preset {name} generates"):
+        load_preset(name).with_overrides(data_path="/x")
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[train]\nsteps = 1" + "0" * 30 + "\n", r"train\.steps = 1" + "0" * 30 + ";"),
+        ("[train]\nsteps = 1" + "0" * 400 + "\n", r"train\.steps = 1" + "0" * 19 + r"\.\.\.\(401 "),
+        ("[train]\nseed = 100000000000000000000\n", r"train\.seed = 100000000000000000000;"),
+        ("[train]\nseed = -1\n", r"train\.seed = -1;"),
+        ("[model]\nn_embd = 1000000\nn_head = 1\n", r"model\.n_embd = 1000000;"),
+        ("[model]\nn_layer = 100000\n", r"model\.n_layer = 100000;"),
+        ("[train]\nbatch_size = 100000000\n", r"train\.batch_size = 100000000;"),
+        ("[train]\neval_batches = 1000000000\n", r"train\.eval_batches = 1000000000;"),
+        ("[data]\ncorpus_chars = 1000000000000\n", r"data\.corpus_chars = 1000000000000;"),
+        ("[data]\ncorpus_seed = -3\n", r"data\.corpus_seed = -3;"),
+        (
+            '[model]\nkind = "mlp"\n[data]\nsource = "synthetic-classes"\n'
+            "n_samples = 100000000000\n",
+            r"data\.n_samples = 100000000000;",
+        ),
+        (
+            '[model]\nkind = "mlp"\n[data]\nsource = "synthetic-classes"\n'
+            "n_samples = 10000000\nn_features = 1000\n",
+            r"data\.n_samples = 10000000; must be such that n_samples x n_features",
+        ),
+    ],
+    ids=[
+        "steps-31-digits",
+        "steps-401-digits",
+        "seed-over-64-bits",
+        "negative-seed",
+        "n_embd",
+        "n_layer",
+        "batch_size",
+        "eval_batches",
+        "corpus_chars",
+        "corpus_seed",
+        "n_samples",
+        "data-values",
+    ],
+)
+def test_sizes_have_upper_bounds_checked_before_allocating(
+    tmp_path: Path, text: str, key: str
+) -> None:
+    path = tmp_path / "huge.toml"
+    path.write_text(text)
+    with pytest.raises(StabcliError, match=key):
+        load_preset(str(path))
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from synthetic_run import make_synthetic_run
 
 from stabcli.report import load_run, write_html
-from stabcli.report.synthetic import make_synthetic_run
 
 pytestmark = pytest.mark.browser
 

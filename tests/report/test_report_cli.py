@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from synthetic_run import make_synthetic_run
 
 import stabcli.cli as cli
-from stabcli.report.synthetic import make_synthetic_run
 
 Run = Callable[..., tuple[int, str, str]]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_run import make_synthetic_run
 
 from stabcli.report import get_summary, get_table, load_run
 from stabcli.report._display import decimate_indices
@@ -15,7 +16,6 @@ from stabcli.report.load import RunData, normalize_points
 from stabcli.report.plane import LEVELS, _get_plane_info, plot_plane
 from stabcli.report.slopes import _get_slopes_info, plot_slopes
 from stabcli.report.summary import table_markdown
-from stabcli.report.synthetic import make_synthetic_run
 from stabcli.report.tensors import OTHER, _get_tensor_info, plot_tensors
 from stabcli.report.testloss import _get_test_loss_info, plot_test_loss
 from stabcli.report.updates import _get_updates_info, plot_updates
@@ -49,7 +49,7 @@ def test_normalize_points_fills_theory_columns_from_beta_gamma() -> None:
     a = points.iloc[0]
     assert a["c_value"] == pytest.approx(paper.c_value(0.5, 0.9))
     assert a["paper_region"] == "B-" and points.iloc[1]["paper_region"] == "B+"
-    assert a["paper_rate"] == pytest.approx(0.389, abs=1e-3)  # THEORY.md's example
+    assert a["paper_rate"] == pytest.approx(0.389, abs=1e-3)  # docs/theory.md §3's example
     assert a["exact_rate"] == pytest.approx(float(exact.exact_rate_at(0.5, 0.9, 100)))
     assert not a["exact_stable"] and points.iloc[1]["exact_stable"]
     assert a["torch_beta1"] == 0.9 and a["torch_beta2"] == 0.5
@@ -173,7 +173,8 @@ def test_plane_info_and_figure(run: RunData) -> None:
 def test_test_loss_info_and_figure(run: RunData) -> None:
     info = _get_test_loss_info(run.points, run.evals)
     assert len(info.points) == N_POINTS
-    assert [b.step for b in info.best_by] == [550]  # steps < 1000: only the last
+    last = int(run.evals["step"].max())  # the engine evaluates θ_600 after the last step
+    assert [b.step for b in info.best_by] == [last] == [STEPS]  # steps < 1000: only the last
     best = info.best_by[0]
     assert np.all(np.diff(best.c_value) >= 0)
     # each point's own best test loss, paired with its own C (not just the same values)
@@ -181,7 +182,7 @@ def test_test_loss_info_and_figure(run: RunData) -> None:
     np.testing.assert_allclose(best.best, [by_c[c] for c in best.c_value])
     assert len(set(np.round(best.best, 9))) > 1  # the pairing is observable
     fig = plot_test_loss(info)
-    assert any(t.name == "best test loss by n = 550" for t in fig.data)
+    assert any(t.name == f"best test loss by n = {STEPS}" for t in fig.data)
 
 
 def test_tensor_info_and_figure(run: RunData) -> None:

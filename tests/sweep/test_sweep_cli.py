@@ -73,6 +73,7 @@ def test_rerun_reuses_finished_points_and_extends(
     pd.testing.assert_frame_equal(kept[first.columns], first)
 
 
+@pytest.mark.slow
 def test_sweep_killed_with_sigkill_resumes_without_duplicates(tmp_path: Path) -> None:
     out = tmp_path / "run"
     cmd = [
@@ -95,8 +96,11 @@ def test_sweep_killed_with_sigkill_resumes_without_duplicates(tmp_path: Path) ->
         proc.wait(timeout=30)
     before = pd.read_csv(out / "points.csv")
     assert 2 <= len(before) < 6
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert json.loads((out / "state.json").read_text())["status"] == "running"
+    loud = [c for c in cmd if c != "--quiet"]
+    done = subprocess.run(loud, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    assert "left 'running' by a process that has ended" in done.stderr  # stale, not locked
     after = pd.read_csv(out / "points.csv")
     assert len(after) == 6 and after["point_id"].is_unique
     kept = after.set_index("point_id").loc[before["point_id"]].reset_index()
@@ -257,6 +261,7 @@ def test_rerun_without_out_finds_its_own_run(
     assert Path(first["run_dir"]).parent.resolve() == (tmp_path / "runs").resolve()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_stopping_marks_the_run_interrupted_and_the_rerun_resumes(
     tmp_path: Path, stop: signal.Signals

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stabcli.errors import StabcliError
+from stabcli.errors import SettingError, StabcliError
 from stabcli.sweep.regions import (
     curve_region,
     grid_region,
@@ -68,8 +68,35 @@ def test_grid_counts_and_values() -> None:
     ["0.9:0.8:3,0.5:0.6:2", "0.9:0.9:3,0.5:0.6:2", "0.9:0.99:0,0.5:0.6:2", "nonsense", "1:2"],
 )
 def test_grid_rejects_empty_inverted_or_malformed(text: str) -> None:
-    with pytest.raises(StabcliError, match="--grid"):
+    with pytest.raises(SettingError, match=r"^grid") as err:
         parse_grid(text)
+    assert err.value.settings == ("grid",)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("0.9:0.99:1,0.5:0.6:2", r"beta range 0.9:0.99 with 1 point is ambiguous; give 0.9:0.9:1"),
+        ("0.5:inf:2,0.5:0.6:2", r"beta range 0.5:inf must be finite numbers"),
+        ("0.5:0.9:2,nan:0.6:2", r"gamma range nan:0.6 must be finite numbers"),
+        ("0.5:0.99:100000,0.1:0.9:100000", r"gives 10,000,000,000 points; a region has 1 to"),
+    ],
+    ids=["one-point-range", "inf", "nan", "too-many"],
+)
+def test_grid_refuses_ambiguous_non_finite_or_huge_ranges(text: str, words: str) -> None:
+    with pytest.raises(SettingError, match=words):
+        parse_grid(text)
+
+
+def test_grid_of_single_values_says_so() -> None:
+    region = grid_region(*parse_grid("0.9:0.9:1,0.5:0.6:2"))
+    assert [(p.beta, p.gamma) for p in region.points] == [(0.9, 0.5), (0.9, 0.6)]
+    assert "beta = 0.9, gamma in [0.5, 0.6]" in region.description
+
+
+def test_too_many_curve_points_are_refused_before_building() -> None:
+    with pytest.raises(SettingError, match=r"^n_points gives 100,000,001 points"):
+        curve_region("normal-curve", HyperPoint(0.999, 0.9), 100_000_001)
 
 
 def test_grid_point_outside_domain_is_an_error() -> None:
@@ -96,7 +123,10 @@ def test_points_file_paper_and_torch_columns(tmp_path: Path) -> None:
     ("content", "words"),
     [
         ("", "no rows"),
+        ("beta,gamma\n", "no rows"),
         ("b,g\n0.9,0.5\n", "columns"),
+        ("beta,gamma\n0.9,0.5,0.7\n", "line 2: expected 2 values"),
+        ("gamma,beta,extra\n0.5,0.9\n", "line 2: expected 3 values"),
         ("beta,gamma\n0.9,abc\n", "line 2"),
         ("beta,gamma\n0.9,0.5\n1.5,0.5\n", "line 3"),
     ],
@@ -126,5 +156,18 @@ def test_region_positions_are_finite() -> None:
 def test_points_file_row_with_missing_value_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "short.csv"
     path.write_text("beta,gamma\n0.9,0.5\n0.95\n")
-    with pytest.raises(StabcliError, match="line 3: expected one value per column"):
+    with pytest.raises(SettingError, match="line 3: expected 2 values") as err:
         read_points_file(path)
+    assert err.value.settings == ("points_file",)
+
+
+def test_points_file_from_excel_with_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes("beta,gamma\r\n0.95,0.9\r\n".encode("utf-8-sig"))
+    assert read_points_file(path).points == (HyperPoint(0.95, 0.9),)
+
+
+def test_points_file_columns_in_any_order_with_extras(tmp_path: Path) -> None:
+    path = tmp_path / "more.csv"
+    path.write_text("note,gamma,beta\nfirst,0.9,0.95\n")
+    assert read_points_file(path).points == (HyperPoint(0.95, 0.9),)
