@@ -1,6 +1,8 @@
 """Benchmark of ``stabcli report --html`` on a large synthetic run (128 points x 3000 steps).
 
-Targets (issue 6): the HTML is written in under 5 s and weighs under 15 MB.
+Targets: the HTML is written in under 5 s and weighs under 15 MB. The synthetic run is the
+report tests' fixture (tests/report/synthetic_run.py: traces measured by the sweep's own
+code, no training).
 
     python benchmarks/bench_report.py [--points 128] [--steps 3000] [--repeats 3]
 """
@@ -9,12 +11,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from stabcli.report import load_run, write_html
-from stabcli.report.synthetic import make_synthetic_run
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "report"))
+from synthetic_run import make_synthetic_run
 
 TARGET_SECONDS = 5.0
 TARGET_MB = 15.0
