@@ -3,8 +3,8 @@
 theory is the pure-math foundation that everything may use (each formula in one place);
 probe, store, sweep and report never import upwards or sideways. The rooms beside them:
 optim (public torch optimizers, whose kernels the probe engine uses), measure (torch-free
-measurement of traces, used by sweep, report and the monitor) and configs (betas found in
-users' files, used by the CLI).
+measurement of traces, used by sweep, report and the monitor), configs (betas found in
+users' files, used by the CLI) and monitor (a live monitor for any training loop).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ ALLOWED = {
     "optim": {"optim", "theory", "errors"},
     "measure": {"measure", "theory", "errors"},
     "configs": {"configs", "theory", "errors"},
+    "monitor": {"monitor", "measure", "store", "theory", "errors"},
     "store": {"store", "errors"},
     "probe": {"probe", "optim", "theory", "errors"},
     "sweep": {"sweep", "probe", "store", "measure", "theory", "errors"},
@@ -30,6 +31,7 @@ HEAVY = {
     "measure": {"torch", "pandas", "plotly"},
     "optim": {"pandas", "plotly"},
     "configs": {"pandas", "plotly"},
+    "monitor": {"plotly"},
     "store": {"torch", "plotly"},
 }
 

@@ -1,0 +1,1 @@
+"""A live stability monitor for any training loop (see :func:`watch`)."""
