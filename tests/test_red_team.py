@@ -66,6 +66,12 @@ def _contradiction(run: Path) -> None:
     points.to_csv(run / "points.csv", index=False)
 
 
+def _beta_outside(run: Path) -> None:
+    points = pd.read_csv(run / "points.csv", dtype=str)
+    points.loc[0, ["beta", "torch_beta2"]] = "1.5"
+    points.to_csv(run / "points.csv", index=False)
+
+
 def _garbage_evals(run: Path) -> None:
     for file in (run / "evals").glob("*.parquet"):
         file.write_bytes(b"not parquet at all")
@@ -217,6 +223,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         _damaged(_contradiction),
         "beta = 0.9 but torch_beta2 = 0.95",
     ),
+    "report-beta-outside": (_damaged(_beta_outside), "beta must be in (0, 1)"),
     "report-garbage-evals": (_damaged(_garbage_evals), ".parquet is corrupt"),
     "report-markup-path": (_plain("report", "[/x]no-such-run"), "[/x]no-such-run"),
     "report-foreign-directory": (

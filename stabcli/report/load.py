@@ -20,6 +20,7 @@ from stabcli.errors import StabcliError
 from stabcli.store import RunDir, find_latest_run
 from stabcli.store.schema import POINT_NUMBER_COLUMNS, POINT_TEXT_COLUMNS
 from stabcli.theory.agreement import predict
+from stabcli.theory.domain import HyperPoint
 
 #: points.csv columns read as text ("" if missing); POINT_NUMBER_COLUMNS are read as numbers.
 TEXT_POINT_COLUMNS = (*(c for c in POINT_TEXT_COLUMNS if c != "point_id"), "batch")
@@ -114,8 +115,6 @@ def _fill_theory(points: pd.DataFrame, slope_at: int | None) -> pd.DataFrame:
     missing = points[theory].isna().any(axis=1) | (points["paper_region"] == "")
     for i in points.index[missing]:
         beta, gamma = float(points.at[i, "beta"]), float(points.at[i, "gamma"])
-        if not (0 < beta < 1 and 0 <= gamma < 1):
-            continue
         step = points.at[i, "slope_step"]
         step = int(step) if pd.notna(step) else (slope_at or 0)
         for column, value in asdict(predict(beta, gamma, step)).items():
@@ -127,9 +126,16 @@ def _fill_theory(points: pd.DataFrame, slope_at: int | None) -> pd.DataFrame:
     return points
 
 
-def _check_conventions(points: pd.DataFrame) -> None:
-    """β is torch's beta2 and γ its beta1 (docs/theory.md §1): a row that says otherwise is
-    corrupt, and reading it either way would misplace the point."""
+def _check_points(points: pd.DataFrame) -> None:
+    """Every (β, γ) is a valid point (:class:`~stabcli.theory.domain.HyperPoint`, the one
+    place they are range-checked), and β is torch's beta2 and γ its beta1 (docs/theory.md
+    §1): a row that says otherwise is corrupt, and reading it either way would misplace it.
+    """
+    for pid, beta, gamma in zip(points["point_id"], points["beta"], points["gamma"], strict=True):
+        try:
+            HyperPoint(float(beta), float(gamma))
+        except StabcliError as err:
+            raise StabcliError(f"points.csv is corrupt: point {pid}: {err}") from None
     for paper_name, torch_name in (("beta", "torch_beta2"), ("gamma", "torch_beta1")):
         given = points[torch_name].notna()
         differs = given & ~np.isclose(points[paper_name], points[torch_name], rtol=1e-12, atol=0)
@@ -164,7 +170,7 @@ def normalize_points(raw: pd.DataFrame, slope_at: int | None = None) -> pd.DataF
         raise StabcliError(
             f"points.csv is corrupt: {int(bad.sum())} row(s) without a numeric beta and gamma"
         )
-    _check_conventions(points)
+    _check_points(points)
     points = _fill_theory(points, slope_at)
     if points["position"].notna().any():
         points = points.sort_values("position", kind="stable", na_position="last")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -210,3 +211,29 @@ def test_report_help_is_registered_and_imports_no_pandas_or_plotly() -> None:
 def test_two_tables_to_stdout_are_refused(stabcli_main: Run, run_dir: Path) -> None:
     code, stdout, err = stabcli_main("report", run_dir, "--csv", "-", "--markdown", "-")
     assert code == 2 and stdout == "" and "both write to stdout" in _one_error_line(err)
+
+
+# ------------------------------------------------------------------ damaged but readable
+def test_a_duplicated_row_counts_once(stabcli_main: Run, tmp_path: Path) -> None:
+    run = make_synthetic_run(tmp_path / "run", 6, 60)
+    lines = (run / "points.csv").read_text().splitlines()
+    (run / "points.csv").write_text("\n".join([*lines, lines[2]]) + "\n")
+    code, stdout, _ = stabcli_main("report", run)
+    assert code == 0 and "6 points (complete)" in stdout
+    code, stdout, _ = stabcli_main("report", run, "--csv", "-")
+    assert len(pd.read_csv(io.StringIO(stdout))) == 6
+
+
+def test_numerically_invalid_points_are_reported_as_such(stabcli_main: Run, tmp_path: Path) -> None:
+    run = make_synthetic_run(tmp_path / "run", 6, 60)
+    code, stdout, _ = stabcli_main("report", run)
+    assert code == 0 and "numerically invalid" not in stdout and "invalid from" not in stdout
+    points = pd.read_csv(run / "points.csv", dtype=str, keep_default_na=False)
+    points.loc[5, "underflow_step"] = "20"  # as a float32 sweep records it
+    points.to_csv(run / "points.csv", index=False)
+    code, stdout, _ = stabcli_main("report", run)
+    assert code == 0
+    assert "numerically invalid: 1 point(s) from some step on" in stdout
+    assert "float64's normal range" in stdout  # the synthetic run's dtype
+    assert "invalid from" in stdout  # the column appears when a point has a value
+    assert "ABOVE" not in stdout
