@@ -1,4 +1,4 @@
-"""Engine vs. a loop of torch.optim.Adam runs: time per point-step (issue 4, "Performance").
+"""Engine vs. a loop of torch.optim.Adam runs: time per point-step.
 
 For each preset, 16 points along the normal curve through (0.999, 0.9) are trained for 200
 steps two ways on the same batches: once by the vectorized engine (all 16 in one program),
@@ -20,13 +20,13 @@ import time
 import numpy as np
 import torch
 
-from stabcli.probe import load_preset, run_probes
-from stabcli.probe.data import load_dataset
+from stabcli.probe import load_preset, resolve_setup, run_probes
 from stabcli.probe.reference import run_reference
 
 
 def normal_curve_points(count: int) -> list[tuple[float, float]]:
-    """(β, γ) along γ³ + 2β³ = k through (0.999, 0.9) (THEORY.md), β from 0.955 to 0.999."""
+    """(β, γ) along the normal curve γ³ + 2β³ = k through (0.999, 0.9), β from 0.955 to 0.999
+    (paper Section 3.2; docs/theory.md §2)."""
     k = 2 * 0.999**3 + 0.9**3
     betas = np.linspace(0.955, 0.999, count)
     return [(float(b), float(np.cbrt(k - 2 * b**3))) for b in betas]
@@ -36,13 +36,14 @@ def bench(name: str, points: int, steps: int, repeats: int, device: str) -> tupl
     """Median ms per point-step of (engine, loop)."""
     preset = load_preset(name).with_overrides(steps=steps, eval_every=0, eval_batches=0)
     pts = normal_curve_points(points)
-    data = load_dataset(preset)
+    setup = resolve_setup(preset, device)  # device, dtype and data once, as a sweep does
+    data = setup.dataset()
     run_probes(preset.with_overrides(steps=5), pts, device=device)  # warm-up (allocator, caches)
     run_reference(preset.with_overrides(steps=5), pts[0], device=device, dataset=data)
     engine, loop = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        run_probes(preset, pts, device=device, points_per_batch=points)
+        run_probes(setup, pts, points_per_batch=points)
         engine.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         for pt in pts:

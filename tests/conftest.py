@@ -1,16 +1,18 @@
 """Shared fixtures: one torch thread for every test (and its subprocesses), the repository
-root, and the optional ../shared data."""
+root, and the real tiny Shakespeare when this machine has it."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-SHAKESPEARE = SHARED / "data" / "tinyshakespeare" / "input.txt"
+#: $STABCLI_SHAKESPEARE as the session started (tests that isolate the cache remove it).
+SHAKESPEARE_ENV = os.environ.get("STABCLI_SHAKESPEARE")
 #: Thread pools of the numeric libraries a subprocess (a CLI run) may start.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -34,7 +36,16 @@ def _one_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def shakespeare_path() -> Path:
-    """The tiny Shakespeare text from ../shared, or a skip when it is absent."""
-    if not SHAKESPEARE.is_file():
-        pytest.skip("../shared/data/tinyshakespeare/input.txt is not present")
-    return SHAKESPEARE
+    """The real tiny Shakespeare, from $STABCLI_SHAKESPEARE or the download cache (checked
+    by its sha256), or a skip: tests never download it."""
+    from stabcli.probe.shakespeare import ENV_PATH, FILENAME, SHA256, cache_dir
+
+    for candidate in (SHAKESPEARE_ENV, cache_dir() / FILENAME):
+        path = Path(candidate) if candidate else None
+        if (
+            path is not None
+            and path.is_file()
+            and hashlib.sha256(path.read_bytes()).hexdigest() == SHA256
+        ):
+            return path
+    pytest.skip(f"no verified tiny Shakespeare here: set {ENV_PATH}=PATH to run this test")

@@ -24,7 +24,10 @@ from stabcli.errors import SettingError, StabcliError
 try:  # recent Typer vendors click; earlier releases use click itself.
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
 except ImportError:  # pragma: no cover - depends on the installed Typer
-    from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[no-redef]
+    from click.exceptions import (  # type: ignore[no-redef,assignment]
+        ClickException,
+        NoArgsIsHelpError,
+    )
 
 #: The library's setting names as the command line spells them (errors name settings; a
 #: SettingError is shown with its flag).

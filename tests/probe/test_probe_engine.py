@@ -121,7 +121,7 @@ def test_no_eval_gives_empty_frame() -> None:
 
 
 def test_tiny_char_learns() -> None:
-    """Test loss falls well below log(vocab) in a few hundred steps (issue 4)."""
+    """Test loss falls well below log(vocab) in a few hundred steps."""
     preset = load_preset("tiny-char").with_overrides(steps=300, eval_every=100)
     result = run_probes(preset, [(0.999, 0.9)], device="cpu")
     vocab = load_dataset(preset).n_out
@@ -164,7 +164,7 @@ def test_eps_placements() -> None:
 
 
 def _manual_adam(preset, beta: float, gamma: float) -> np.ndarray:
-    """THEORY.md's update written out for one point, with autograd gradients."""
+    """Adam's update (docs/theory.md §1) written out for one point, with autograd gradients."""
     t = preset.train
     data = load_dataset(preset)
     specs = param_specs(preset.model, data.n_in, data.n_out)

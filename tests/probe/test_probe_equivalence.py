@@ -3,7 +3,7 @@
 In float64 (float32 trajectories of chaotic training separate after ~100 steps whatever
 the implementation), 3 points x 50 steps: per-step max-update and loss must agree to
 relative 1e-6 with `torch.optim.Adam(betas=(γ, β))` on the same model, initial weights,
-batches and dropout masks (issue 4, "Tests that must exist").
+batches and dropout masks (docs/theory.md §10: only (β, γ) differ between points).
 """
 
 from __future__ import annotations

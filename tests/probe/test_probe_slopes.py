@@ -1,4 +1,4 @@
-"""Measured growth against the exact theory on real(istic) training (THEORY.md).
+"""Measured growth against the exact theory on real(istic) training (docs/theory.md §3).
 
 Where γ² > β, once a parameter's gradient fades faster than sqrt(β)^n its update grows as
 corr_n · (γ/sqrt(β))^n, i.e. with slope ρ_n; near (1, 1) real training reaches it. The

@@ -1,5 +1,5 @@
 """stabcli.theory stays light: importing it (and analysing a point) pulls in no numpy,
-torch, pandas or plotly, so that ``stabcli check`` starts fast (issue 3)."""
+torch, pandas or plotly, so that ``stabcli check`` starts fast (README, "Limitations")."""
 
 from __future__ import annotations
 
