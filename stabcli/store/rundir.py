@@ -149,8 +149,9 @@ class RunDir:
 
         The directory is locked for the returned RunDir's lifetime (a second writer gets a
         one-line error naming this one; ``command`` is what it is told). ``config[
-        settings_key]`` holds the settings that define the points' results; its fingerprint
-        is stored beside it and marks the directory as a stabcli run. An existing run whose
+        settings_key]`` holds the settings that define the points' results; their fingerprint
+        (``config["settings_fingerprint"]``, computed here when absent) marks the directory
+        as a stabcli run. An existing run whose
         settings differ is refused (nothing is touched) unless ``overwrite`` is set, which
         removes that run's own files first. A directory that is not a stabcli run is refused,
         with or without ``overwrite``, and so are symbolic links in place of traces/ or
@@ -158,7 +159,8 @@ class RunDir:
         """
         run_path = Path(path)
         settings = config.get(settings_key)
-        config = {**config, FINGERPRINT_KEY: fingerprint(settings)}
+        if FINGERPRINT_KEY not in config:  # a caller that has it (the sweep) passes it
+            config = {**config, FINGERPRINT_KEY: fingerprint(settings)}
         _refuse_unless_ours(run_path, settings_key, settings, overwrite)  # nothing touched yet
         with writing(run_path):
             run_path.mkdir(parents=True, exist_ok=True)
