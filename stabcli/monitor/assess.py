@@ -10,7 +10,9 @@ Per point (:meth:`stabcli.monitor.history.History.points`), over every measured 
   path the mean of ln γ_n − ½ ln β_n over the window (docs/theory.md (5.7));
 - the bound check max_n u_n/(bound_n + λ‖θ_n‖∞) (docs/theory.md (9.6)) by
   :func:`stabcli.measure.bounds.bound_checks`, against the bound of
-  :mod:`stabcli.monitor.bounds` (the path bound when the betas moved);
+  :mod:`stabcli.monitor.bounds` (the path bound when the betas moved), with the rounding
+  of a step read from parameters (``resolution``, :mod:`stabcli.monitor.history`) added
+  to the limit, as the weight-decay term is;
 - the paper's central difference at the window's centre (App. H), when the steps around
   it were all measured.
 
@@ -48,8 +50,8 @@ EXTRA_POINT_COLUMNS = (
     "fit_high",
     "bound_ratio_window",  # max measured/bound over the valid window (docs/theory.md (9.6))
 )
-#: traces columns a monitor run adds: the path, and its bound at every step.
-EXTRA_TRACE_COLUMNS = ("beta", "gamma", "bound")
+#: traces columns a monitor run adds: the path, its bound, and the measurement's rounding.
+EXTRA_TRACE_COLUMNS = ("beta", "gamma", "bound", "resolution")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ def trace_frame(trace: PointTrace, bound: np.ndarray, pid: str) -> pd.DataFrame:
             "beta": trace.beta[m],
             "gamma": trace.gamma[m],
             "bound": bound[m],
+            "resolution": trace.resolution[m],
         }
     )
     return frame[list(TRACE_COLUMNS + EXTRA_TRACE_COLUMNS)]
@@ -116,7 +119,8 @@ def assess(
     bound = point_bound(trace, correction, mada)
     traces = trace_frame(trace, bound, pid)
     m = trace.measured
-    steps, u, wd = trace.steps[m], trace.max_update[m], trace.wd_term[m]
+    steps, u = trace.steps[m], trace.max_update[m]
+    slack = trace.wd_term[m] + trace.resolution[m]  # added to the bound in the check
     beta, gamma = float(trace.beta[-1]), float(trace.gamma[-1])
     row: dict[str, Any] = dict.fromkeys(POINT_COLUMNS + EXTRA_POINT_COLUMNS, math.nan)
     row.update(
@@ -152,7 +156,7 @@ def assess(
     check = bound_checks(
         u[None],
         bound[m][None],
-        wd[None],
+        slack[None],
         [replace(window, start=int(cols[0]), stop=int(cols[1]))],
         rounding_tolerance(dtype),
     )[0]

@@ -7,9 +7,9 @@ coordinate over all parameter tensors; under decoupled weight decay the step als
 Per step, with preallocated buffers and no host synchronisation:
 
 - before ``step()``: ``θ_n`` is copied into a buffer per parameter (one foreach copy);
-- after ``step()``: for the tensors of decoupled-decay groups, the extremes of θ_n; then
-  the buffer becomes θ_n − θ_{n+1} (one foreach subtraction) and its extremes are written
-  into row r of a (K, 2, T) device buffer of per-tensor (min, max).
+- after ``step()``: the extremes of θ_n (for λ‖θ_n‖∞ and for the measurement's rounding,
+  ε‖θ_n‖∞/η_n); then the buffer becomes θ_n − θ_{n+1} (one foreach subtraction) and its
+  extremes are written into row r of a (K, 2, T) device buffer of per-tensor (min, max).
 
 :meth:`DeviceRecords.fetch` copies the finished rows to the host every K steps (the only
 synchronisation); the inf-norm max(max, −min), the division by η_n and the max over
@@ -35,10 +35,8 @@ class _Bucket:
     index: np.ndarray  # (T_d,) positions of these tensors among all tracked tensors
     params: list[torch.Tensor]
     prev: list[torch.Tensor]  # θ_n, then θ_n − θ_{n+1}
-    stats: torch.Tensor  # (K, 2, T_d): rows, (min, max), tensors
-    wd_index: np.ndarray  # (W_d,) positions (among all) of the tensors with decoupled decay
-    wd_prev: list[torch.Tensor]  # their θ_n buffers (views of prev's entries)
-    wd_stats: torch.Tensor  # (K, 2, W_d) extremes of θ_n
+    stats: torch.Tensor  # (K, 2, T_d): rows, (min, max), tensors: of θ_n − θ_{n+1}
+    theta: torch.Tensor  # (K, 2, T_d): the same of θ_n
 
 
 def _extremes(tensors: list[torch.Tensor], out: torch.Tensor) -> None:
@@ -56,7 +54,7 @@ def _extremes(tensors: list[torch.Tensor], out: torch.Tensor) -> None:
 class DeviceRecords:
     """Preallocated copies of θ_n and a (K, 2, T) record per device (module docstring)."""
 
-    def __init__(self, params: list[torch.Tensor], rows: int, decoupled: list[bool]):
+    def __init__(self, params: list[torch.Tensor], rows: int):
         self.n_tensors = len(params)
         self.rows = rows
         stats_dtype = torch.float64 if any(p.dtype == torch.float64 for p in params) else None
@@ -68,17 +66,14 @@ class DeviceRecords:
             for device, positions in by_device.items():
                 tensors = [params[i] for i in positions]
                 prev = [torch.empty_like(p, memory_format=torch.preserve_format) for p in tensors]
-                wd = [k for k, i in enumerate(positions) if decoupled[i]]
-                dtype = stats_dtype or torch.float32
+                shape, dtype = (rows, 2, len(tensors)), stats_dtype or torch.float32
                 self.buckets.append(
                     _Bucket(
                         index=np.asarray(positions, dtype=np.intp),
                         params=tensors,
                         prev=prev,
-                        stats=torch.zeros((rows, 2, len(tensors)), dtype=dtype, device=device),
-                        wd_index=np.asarray([positions[k] for k in wd], dtype=np.intp),
-                        wd_prev=[prev[k] for k in wd],
-                        wd_stats=torch.zeros((rows, 2, len(wd)), dtype=dtype, device=device),
+                        stats=torch.zeros(shape, dtype=dtype, device=device),
+                        theta=torch.zeros(shape, dtype=dtype, device=device),
                     )
                 )
 
@@ -90,21 +85,20 @@ class DeviceRecords:
 
     @torch.no_grad()
     def record(self, row: int) -> None:
-        """Record row ``row``: extremes of θ_n (decoupled groups), then of θ_n − θ_{n+1}."""
+        """Record row ``row``: extremes of θ_n, then of θ_n − θ_{n+1}."""
         for b in self.buckets:
-            _extremes(b.wd_prev, b.wd_stats[row])
+            _extremes(b.prev, b.theta[row])
             torch._foreach_sub_(b.prev, b.params)
             _extremes(b.prev, b.stats[row])
 
     def fetch(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
         """(‖θ_n − θ_{n+1}‖∞, ‖θ_n‖∞) of the first ``rows`` rows, each (rows, T) float64 on the
-        host; ‖θ_n‖∞ is nan for tensors without decoupled decay. One copy per device."""
+        host. One copy per device."""
         step = np.full((rows, self.n_tensors), np.nan)
         theta = np.full((rows, self.n_tensors), np.nan)
         for b in self.buckets:
-            stats = b.stats[:rows].to("cpu", torch.float64).numpy()  # (R, 2, T_d)
+            both = torch.stack([b.stats[:rows], b.theta[:rows]]).to("cpu", torch.float64)
+            stats, values = both.numpy()  # each (R, 2, T_d)
             step[:, b.index] = np.maximum(stats[:, 1], -stats[:, 0])
-            if b.wd_index.size:
-                wd = b.wd_stats[:rows].to("cpu", torch.float64).numpy()
-                theta[:, b.wd_index] = np.maximum(wd[:, 1], -wd[:, 0])
+            theta[:, b.index] = np.maximum(values[:, 1], -values[:, 0])
         return step, theta

@@ -6,7 +6,10 @@ Each host copy appends a block of steps. Per step and param group g it keeps the
 
 - max_update = max over g's tensors of ‖θ_n − θ_{n+1}‖∞ / η_{n,g} (docs/theory.md (1.5));
 - tensor: the tensor holding it (the first one on ties, as the probe engine's argmax);
-- wd_term = λ_{n,g} · max over g's tensors of ‖θ_n‖∞ under decoupled decay, else 0.
+- wd_term = λ_{n,g} · max over g's tensors of ‖θ_n‖∞ under decoupled decay, else 0;
+- resolution = 2 ε ‖θ_n‖∞ / η_{n,g} for the tensor holding the max (ε of its dtype): θ_{n+1}
+  is rounded to its dtype (once by Adam, once more by AdamW's decay), so a max-update read
+  from parameters is known to within this, on top of the rounding of u_n itself.
 
 A step with η = 0 moved nothing that could be divided by η and is left unmeasured, as are
 the steps skipped by ``every``. Memory is O(steps × groups): per-tensor values are reduced
@@ -58,6 +61,7 @@ class PointTrace:
     max_update: np.ndarray  # ‖θ_{n+1} − θ_n‖∞ / η_n; nan where not measured
     max_tensor: np.ndarray  # object: name of the tensor holding it; None where not measured
     wd_term: np.ndarray  # λ‖θ_n‖∞ (max over the covered groups), 0 without decoupled decay
+    resolution: np.ndarray  # 2ε‖θ_n‖∞/η_n of the tensor holding the max (module docstring)
 
     @property
     def beta(self) -> np.ndarray:
@@ -86,10 +90,12 @@ class History:
         group_of: np.ndarray,  # (T,) param group of each tracked tensor
         n_groups: int,
         names: list[str],  # (T,) tensor names
+        eps: np.ndarray,  # (T,) machine epsilon of each tensor's dtype
         decoupled: tuple[bool, ...],  # (G,) decoupled weight decay per group
     ) -> None:
         self.fields = fields
         self.names = np.asarray(names, dtype=object)
+        self._eps = np.asarray(eps, dtype=np.float64)
         self.n_groups = n_groups
         self._members = [np.flatnonzero(group_of == g) for g in range(n_groups)]
         self._decoupled = decoupled
@@ -101,6 +107,7 @@ class History:
         self._max_update = _Growing((g,), np.float64)  # (S, G)
         self._tensor = _Growing((g,), np.int64)  # (S, G) index into names, −1 if none
         self._wd_term = _Growing((g,), np.float64)  # (S, G)
+        self._resolution = _Growing((g,), np.float64)  # (S, G)
         self.groups_differ = False  # some step had groups on different paths
 
     def __len__(self) -> int:
@@ -112,7 +119,7 @@ class History:
         settings: np.ndarray,  # (R, G, F) float64
         measured: np.ndarray,  # (R,) bool: the device recorded these rows
         step_norm: np.ndarray,  # (M, T) ‖θ_n − θ_{n+1}‖∞ of the M measured rows, in order
-        theta_norm: np.ndarray,  # (M, T) ‖θ_n‖∞ (nan off decoupled groups)
+        theta_norm: np.ndarray,  # (M, T) ‖θ_n‖∞
     ) -> None:
         """Reduce a block of records to per-group values and keep them."""
         r, g = len(steps), self.n_groups
@@ -122,6 +129,7 @@ class History:
         max_update = np.full((r, g), np.nan)
         tensor = np.full((r, g), -1, dtype=np.int64)
         wd_term = np.zeros((r, g))
+        resolution = np.zeros((r, g))
         rows = np.flatnonzero(measured)  # (M,) rows of the block that step_norm holds
         for k, members in enumerate(self._members):
             ok[:, k] &= members.size > 0
@@ -131,12 +139,16 @@ class History:
                 u = step_norm[:, members] / lr[rows, k][:, None]  # (M, T_g)
             at = u.argmax(axis=1)  # first max; a nan counts as the max (it propagates)
             max_update[rows, k] = u[np.arange(len(rows)), at]
-            tensor[rows, k] = members[at]
+            tensor[rows, k] = held = members[at]
+            theta = theta_norm[np.arange(len(rows)), held]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                resolution[rows, k] = 2.0 * self._eps[held] * theta / lr[rows, k]
             if self._decoupled[k]:
                 wd_term[rows, k] = wd[rows, k] * theta_norm[:, members].max(axis=1)
         max_update[~ok] = np.nan
         tensor[~ok] = -1
         wd_term[~ok] = 0.0
+        resolution[~ok] = 0.0
         path = settings[:, :, self._path_columns]  # (R, G, P)
         self.groups_differ |= bool(np.any(path != path[:, :1]))
         self._steps.append(np.asarray(steps, dtype=np.int64))
@@ -145,6 +157,7 @@ class History:
         self._max_update.append(max_update)
         self._tensor.append(tensor)
         self._wd_term.append(wd_term)
+        self._resolution.append(resolution)
 
     def points(self) -> tuple[tuple[int, ...], ...]:
         """All groups as one point while they share their path, else one point per group."""
@@ -171,6 +184,7 @@ class History:
         named = any_measured & (tensor >= 0)
         names[named] = self.names[tensor[named]]
         wd = np.where(measured, self._wd_term.whole[since:, cols], 0.0).max(axis=1)
+        resolution = self._resolution.whole[since:][rows, np.asarray(cols)[chosen]]
         return PointTrace(
             groups=tuple(groups),
             steps=steps,
@@ -179,4 +193,5 @@ class History:
             max_update=np.where(any_measured, u[rows, chosen], np.nan),
             max_tensor=names,
             wd_term=wd,
+            resolution=np.where(any_measured, resolution, 0.0),
         )

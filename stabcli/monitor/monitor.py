@@ -141,10 +141,15 @@ class Monitor:
                     labels.append(names.get(id(p), f"group {g}, param {i}"))
         if not params:
             raise StabcliError("the optimizer has no parameters with elements to monitor")
-        decoupled = [self.kind.decoupled[g] for g in group_of]
-        self._device = DeviceRecords(params, self.sync_every, decoupled)
+        self._device = DeviceRecords(params, self.sync_every)
+        eps = np.array([torch.finfo(p.dtype).eps for p in params])
         self.history = History(
-            self.kind.fields, np.asarray(group_of), self._n_groups, labels, self.kind.decoupled
+            self.kind.fields,
+            np.asarray(group_of),
+            self._n_groups,
+            labels,
+            eps,
+            self.kind.decoupled,
         )
         self._live = LiveMeasurement(self.measure)
         self._notifier = Notifier(on_warning)
@@ -173,6 +178,7 @@ class Monitor:
                 device=",".join(sorted({str(p.device) for p in params})),
                 dtype=",".join(dtypes),
                 step_offset=self.step,
+                fingerprint=self._fingerprint,
                 extra_versions=extra_versions,
             )
             self.run = open_run(run_dir, config, overwrite)
@@ -297,8 +303,9 @@ class Monitor:
     def summary(self) -> pd.DataFrame:
         """One row per measured step (per param group and step when the groups' (β, γ)
         differ): step, [group], beta, gamma, torch_beta1, torch_beta2, lr, weight_decay,
-        max_update (‖θ_{n+1} − θ_n‖∞/η_n), max_tensor, wd_term (λ‖θ_n‖∞) and bound (the
-        exact bound, or the path bound when the betas moved; docs/theory.md §3, §5)."""
+        max_update (‖θ_{n+1} − θ_n‖∞/η_n), max_tensor, wd_term (λ‖θ_n‖∞), resolution
+        (2ε‖θ_n‖∞/η_n: how well a step read from rounded parameters is known) and bound
+        (the exact bound, or the path bound when the betas moved; docs/theory.md §3, §5)."""
         self._flush()
         points = self.history.points()
         frames = []
@@ -320,6 +327,7 @@ class Monitor:
                 "max_update": trace.max_update[m],
                 "max_tensor": trace.max_tensor[m],
                 "wd_term": trace.wd_term[m],
+                "resolution": trace.resolution[m],
                 "bound": bound[m],
             }
             frames.append(pd.DataFrame(columns))
@@ -352,9 +360,10 @@ class Monitor:
     def closed(self) -> bool:
         return self._closed
 
-    def close(self) -> None:
-        """Stop watching (hooks removed) and write the run directory, if any. Idempotent."""
-        self._close("complete")
+    def close(self, *, interrupted: bool = False) -> None:
+        """Stop watching (hooks removed) and write the run directory, if any, marked
+        complete (or interrupted: training stopped on an error). Idempotent."""
+        self._close("interrupted" if interrupted else "complete")
 
     def _close(self, status: str) -> None:
         if self._closed:

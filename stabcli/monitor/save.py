@@ -32,7 +32,8 @@ from stabcli import __version__
 from stabcli.errors import SettingError, StabcliError
 from stabcli.measure import MeasureSettings
 from stabcli.monitor.assess import PointResult, points_frame
-from stabcli.store import RunDir, fingerprint
+from stabcli.store import RunDir
+from stabcli.store import fingerprint as store_fingerprint
 from stabcli.store.schema import EVAL_COLUMNS
 
 SETTINGS_KEY = "settings"  # the key the report's RunDir.open looks for
@@ -79,6 +80,7 @@ def monitor_config(
     device: str,
     dtype: str,
     step_offset: int,
+    fingerprint: str,
     extra_versions: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """config.json of a monitored run (module docstring)."""
@@ -94,6 +96,7 @@ def monitor_config(
         "stabcli_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         SETTINGS_KEY: settings,
+        "settings_fingerprint": fingerprint,  # the store's identity of the run
         "region": {"kind": "monitor", "description": description},
         "device": device,
         "dtype": dtype,
@@ -124,4 +127,5 @@ def save_run(run: RunDir, results: list[PointResult], status: str) -> None:
 
 
 def settings_fingerprint(settings: dict[str, Any]) -> str:
-    return fingerprint(settings)
+    """The run's identity: the store's fingerprint of its settings."""
+    return store_fingerprint(settings)

@@ -157,3 +157,28 @@ def test_steps_continue_the_optimizers_count() -> None:
     summary = mon.summary()
     assert summary.step.tolist() == list(range(30, 50))
     np.testing.assert_allclose(summary.bound, exact_bound(0.99, 0.9, np.arange(30, 50)), rtol=1e-12)
+
+
+def test_resolution_covers_reading_steps_from_float32_parameters() -> None:
+    """A step read from float32 parameters against u_n computed in float64 from Adam's own
+    state (docs/theory.md (1.1)): they differ by the rounding of θ_{n+1}, which the recorded
+    resolution 2ε‖θ_n‖∞/η_n covers (with float32 rounding of u_n itself on top)."""
+    gamma, beta, eps, lr = 0.9, 0.99, 1e-8, 1e-3
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(1.0 + 0.1 * torch.randn(64))  # |θ| ~ 1: ulp(θ)/η ~ 1e-4
+    opt = torch.optim.Adam([w], lr=lr, betas=(gamma, beta), eps=eps)
+    x = torch.randn(64)
+    computed = []
+    with watch(opt, model={"w": w}) as mon:
+        for n in range(30):
+            opt.zero_grad()
+            (torch.sin(w * x).sum()).backward()
+            opt.step()
+            state = opt.state[w]
+            m, v = state["exp_avg"].double(), state["exp_avg_sq"].double()
+            u = (m / (1 - gamma ** (n + 1))) / (v.sqrt() / (1 - beta ** (n + 1)) ** 0.5 + eps)
+            computed.append(u.abs().max().item())
+    summary = mon.summary()
+    error = np.abs(summary.max_update - np.array(computed))
+    assert (error <= summary.resolution + 1e-5 * summary.max_update).all()
+    assert error.max() > 1e-5  # the rounding of θ is really there, and really covered
