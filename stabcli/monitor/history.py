@@ -6,10 +6,13 @@ Each host copy appends a block of steps. Per step and param group g it keeps the
 
 - max_update = max over g's tensors of ‖θ_n − θ_{n+1}‖∞ / η_{n,g} (docs/theory.md (1.5));
 - tensor: the tensor holding it (the first one on ties, as the probe engine's argmax);
-- wd_term = λ_{n,g} · max over g's tensors of ‖θ_n‖∞ under decoupled decay, else 0;
-- resolution = 2 ε ‖θ_n‖∞ / η_{n,g} for the tensor holding the max (ε of its dtype): θ_{n+1}
-  is rounded to its dtype (once by Adam, once more by AdamW's decay), so a max-update read
-  from parameters is known to within this, on top of the rounding of u_n itself.
+- wd_term = λ_{n,g} ‖θ_n‖∞ over g's tensors under decoupled decay, else 0;
+- resolution = 2 ε ‖θ_n‖∞ / η_{n,g}, with ε of the dtype of the tensor holding the max and
+  ‖θ_n‖∞ over g's tensors: θ_{n+1} is rounded to its dtype (once by Adam, once more by
+  AdamW's decay), so a max-update read from parameters is known to within this, on top of
+  the rounding of u_n itself. Where the device recorded ‖θ_n‖∞ only at a block's first
+  step s (groups without decoupled decay), ‖θ_n‖∞ <= ‖θ_s‖∞ + Σ_{s<=k<n} ‖θ_{k+1} − θ_k‖∞
+  (triangle inequality) is used: an upper bound, so the resolution stays conservative.
 
 A step with η = 0 moved nothing that could be divided by η and is left unmeasured, as are
 the steps skipped by ``every``. Memory is O(steps × groups): per-tensor values are reduced
@@ -81,6 +84,18 @@ class PointTrace:
         )
 
 
+def _bounded(theta: np.ndarray, moved: np.ndarray) -> np.ndarray:
+    """‖θ_n‖∞ where recorded, else the last recorded value plus the steps since (module
+    docstring); ``moved`` (M,) is ‖θ_{n+1} − θ_n‖∞ of each row. nan before any record."""
+    before = np.concatenate([[0.0], np.cumsum(moved)[:-1]])  # Σ over earlier rows
+    known = ~np.isnan(theta)
+    if known.all():
+        return theta
+    last = np.maximum.accumulate(np.where(known, np.arange(theta.size), -1))
+    base = np.where(last >= 0, theta[np.maximum(last, 0)] - before[np.maximum(last, 0)], np.nan)
+    return np.where(known, theta, base + before)
+
+
 class History:
     """Host-side records of every step (module docstring)."""
 
@@ -119,7 +134,7 @@ class History:
         settings: np.ndarray,  # (R, G, F) float64
         measured: np.ndarray,  # (R,) bool: the device recorded these rows
         step_norm: np.ndarray,  # (M, T) ‖θ_n − θ_{n+1}‖∞ of the M measured rows, in order
-        theta_norm: np.ndarray,  # (M, T) ‖θ_n‖∞
+        theta_norm: np.ndarray,  # (M, G) ‖θ_n‖∞ per group
     ) -> None:
         """Reduce a block of records to per-group values and keep them."""
         r, g = len(steps), self.n_groups
@@ -140,11 +155,11 @@ class History:
             at = u.argmax(axis=1)  # first max; a nan counts as the max (it propagates)
             max_update[rows, k] = u[np.arange(len(rows)), at]
             tensor[rows, k] = held = members[at]
-            theta = theta_norm[np.arange(len(rows)), held]
+            theta = _bounded(theta_norm[:, k], step_norm[:, members].max(axis=1))  # (M,)
             with np.errstate(divide="ignore", invalid="ignore"):
                 resolution[rows, k] = 2.0 * self._eps[held] * theta / lr[rows, k]
             if self._decoupled[k]:
-                wd_term[rows, k] = wd[rows, k] * theta_norm[:, members].max(axis=1)
+                wd_term[rows, k] = wd[rows, k] * theta
         max_update[~ok] = np.nan
         tensor[~ok] = -1
         wd_term[~ok] = 0.0

@@ -116,7 +116,7 @@ class Monitor:
         every: int = 1,
         log_every: int = 0,
         on_warning: Callable[[StabilityWarning], object] | None = None,
-        sync_every: int = 64,
+        sync_every: int = 256,
         measure: MeasureSettings | None = None,
         overwrite: bool = False,
         extra_versions: dict[str, str] | None = None,
@@ -141,7 +141,7 @@ class Monitor:
                     labels.append(names.get(id(p), f"group {g}, param {i}"))
         if not params:
             raise StabcliError("the optimizer has no parameters with elements to monitor")
-        self._device = DeviceRecords(params, self.sync_every)
+        self._device = DeviceRecords(params, group_of, list(self.kind.decoupled), self.sync_every)
         eps = np.array([torch.finfo(p.dtype).eps for p in params])
         self.history = History(
             self.kind.fields,
@@ -201,8 +201,9 @@ class Monitor:
 
     def _after(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         row = self._reader.row()[: self._n_groups]
-        if self._measuring:
-            self._device.record(self._device_row)
+        if self._measuring:  # ‖θ_n‖∞ of every group at each block's first row (or every
+            # row when steps are skipped), then bounded from the steps (history)
+            self._device.record(self._device_row, self._device_row == 0 or self.every > 1)
             self._device_row += 1
         self._pending.append((self.step, self._measuring, row))
         self._check_betas(self.step, row)
@@ -219,7 +220,9 @@ class Monitor:
             return
         for g, values in enumerate(row):
             point = (values[0], values[1])
-            if not (is_number(point[0]) and is_number(point[1])) or point == self._checked[g]:
+            if type(point[0]) is float and type(point[1]) is float and point == self._checked[g]:
+                continue  # the common case: the same betas as at the last step
+            if not (is_number(point[0]) and is_number(point[1])):
                 continue  # a tensor is compared at the host copy, never here
             self._checked[g] = point
             beta, gamma = float(point[0]), float(point[1])
@@ -408,7 +411,7 @@ def watch(
     every: int = 1,
     log_every: int = 0,
     on_warning: Callable[[StabilityWarning], object] | None = None,
-    sync_every: int = 64,
+    sync_every: int = 256,
     measure: MeasureSettings | None = None,
     overwrite: bool = False,
 ) -> Monitor:

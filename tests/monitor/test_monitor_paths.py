@@ -168,11 +168,12 @@ def test_resolution_covers_reading_steps_from_float32_parameters() -> None:
     w = torch.nn.Parameter(1.0 + 0.1 * torch.randn(64))  # |θ| ~ 1: ulp(θ)/η ~ 1e-4
     opt = torch.optim.Adam([w], lr=lr, betas=(gamma, beta), eps=eps)
     x = torch.randn(64)
-    computed = []
-    with watch(opt, model={"w": w}) as mon:
+    computed, theta = [], []
+    with watch(opt, model={"w": w}, sync_every=8) as mon:
         for n in range(30):
             opt.zero_grad()
             (torch.sin(w * x).sum()).backward()
+            theta.append(w.detach().abs().max().item())
             opt.step()
             state = opt.state[w]
             m, v = state["exp_avg"].double(), state["exp_avg_sq"].double()
@@ -182,3 +183,27 @@ def test_resolution_covers_reading_steps_from_float32_parameters() -> None:
     error = np.abs(summary.max_update - np.array(computed))
     assert (error <= summary.resolution + 1e-5 * summary.max_update).all()
     assert error.max() > 1e-5  # the rounding of θ is really there, and really covered
+    # 2ε‖θ_n‖∞/η: exact at each block's first step, an upper bound at the others
+    exact = 2 * torch.finfo(torch.float32).eps * np.array(theta) / lr
+    assert (summary.resolution >= exact * (1 - 1e-12)).all()
+    np.testing.assert_allclose(summary.resolution[::8], exact[::8], rtol=1e-12)
+    assert (summary.resolution <= exact * 1.01).all()  # and a tight one over 8 small steps
+
+
+@pytest.mark.parametrize("case", ["adam", "adamw"])
+def test_both_ways_of_reading_extremes_agree(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One aminmax per tensor (large tensors) and abs + one foreach max (small ones) record
+    the same steps."""
+    from stabcli.monitor import device
+
+    summaries = []
+    for threshold in (0, 1 << 60):  # every bucket per tensor; every bucket by foreach
+        monkeypatch.setattr(device, "PER_TENSOR_FROM", threshold)
+        model, loss = regression()
+        kind = torch.optim.AdamW if case == "adamw" else torch.optim.Adam
+        opt = kind(model.parameters(), lr=1e-2)
+        with watch(opt, model=model, sync_every=16) as mon:
+            train(opt, loss, 40)
+        summaries.append(mon.summary())
+    per_tensor, by_foreach = summaries
+    pd.testing.assert_frame_equal(per_tensor, by_foreach)
