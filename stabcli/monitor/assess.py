@@ -10,9 +10,10 @@ Per point (:meth:`stabcli.monitor.history.History.points`), over every measured 
   path the mean of ln γ_n − ½ ln β_n over the window (docs/theory.md (5.7));
 - the bound check max_n u_n/(bound_n + λ‖θ_n‖∞) (docs/theory.md (9.6)) by
   :func:`stabcli.measure.bounds.bound_checks`, against the bound of
-  :mod:`stabcli.monitor.bounds` (the path bound when the betas moved), with the rounding
-  of a step read from parameters (``resolution``, :mod:`stabcli.monitor.history`) added
-  to the limit, as the weight-decay term is;
+  :mod:`stabcli.monitor.bounds` (the path bound when the betas moved); its words
+  (``bound_status``) judge u_n less the rounding of a step read from parameters
+  (``resolution``, :mod:`stabcli.monitor.history`), which low-precision parameters make
+  large (bfloat16 at η = 1e-2: ~2);
 - the paper's central difference at the window's centre (App. H), when the steps around
   it were all measured.
 
@@ -49,6 +50,7 @@ EXTRA_POINT_COLUMNS = (
     "fit_low",  # the fitted rate's interval (docs/theory.md (9.4))
     "fit_high",
     "bound_ratio_window",  # max measured/bound over the valid window (docs/theory.md (9.6))
+    "bound_status",  # the bound check in words, for u_n less its resolution
 )
 #: traces columns a monitor run adds: the path, its bound, and the measurement's rounding.
 EXTRA_TRACE_COLUMNS = ("beta", "gamma", "bound", "resolution")
@@ -119,8 +121,8 @@ def assess(
     bound = point_bound(trace, correction, mada)
     traces = trace_frame(trace, bound, pid)
     m = trace.measured
-    steps, u = trace.steps[m], trace.max_update[m]
-    slack = trace.wd_term[m] + trace.resolution[m]  # added to the bound in the check
+    steps, u, wd = trace.steps[m], trace.max_update[m], trace.wd_term[m]
+    least = np.maximum(u - trace.resolution[m], 0.0)  # what u_n is at least, given rounding
     beta, gamma = float(trace.beta[-1]), float(trace.gamma[-1])
     row: dict[str, Any] = dict.fromkeys(POINT_COLUMNS + EXTRA_POINT_COLUMNS, math.nan)
     row.update(
@@ -153,13 +155,10 @@ def assess(
     prediction = predict(beta, gamma, at)
     exact = path_rate(trace, window.start, window.stop) if trace.moving else prediction.exact_rate
     cols = np.searchsorted(steps, [window.start, window.stop])
-    check = bound_checks(
-        u[None],
-        bound[m][None],
-        slack[None],
-        [replace(window, start=int(cols[0]), stop=int(cols[1]))],
-        rounding_tolerance(dtype),
-    )[0]
+    columns = [replace(window, start=int(cols[0]), stop=int(cols[1]))]
+    tolerance = rounding_tolerance(dtype)
+    check = bound_checks(u[None], bound[m][None], wd[None], columns, tolerance)[0]
+    judged = bound_checks(least[None], bound[m][None], wd[None], columns, tolerance)[0]
     i = int(np.searchsorted(steps, at))
     row.update(
         {k: v for k, v in asdict(prediction).items() if k != "exact_rate"},
@@ -173,6 +172,7 @@ def assess(
         diverged_step=monitor.diverged_step,
         bound_ratio_max=check.ratio_all,
         bound_ratio_window=check.ratio_window,
+        bound_status=judged.status.value,
         max_tensor=str(trace.max_tensor[m][i]) if i < steps.size and steps[i] == at else "",
         slope_step=at,
     )

@@ -88,9 +88,9 @@ class DeviceRecords:
                 members = [k for k, i in enumerate(positions) if group_of[i] == g]
                 start = int(ends[members[0]] - sizes[members[0]])
                 groups.append((g, start, int(ends[members[-1]])))
-            record = torch.float64 if dtype == torch.float64 else torch.float32
-            step = torch.zeros((rows, 2, len(positions)), dtype=record, device=device)
-            theta = torch.full((rows, 2, len(groups)), torch.nan, dtype=record, device=device)
+            # records in the tensors' own dtype: their extremes are exact there
+            step = torch.zeros((rows, 2, len(positions)), dtype=dtype, device=device)
+            theta = torch.full((rows, 2, len(groups)), torch.nan, dtype=dtype, device=device)
             self.buckets.append(
                 _Bucket(
                     index=np.asarray(positions, dtype=np.intp),

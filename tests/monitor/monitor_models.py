@@ -27,7 +27,7 @@ def vanishing(beta: float, gamma: float, *, quiet_after: int = 5, lr: float = 1e
 
 
 def regression(
-    seed: int = 0, width: int = 16
+    seed: int = 0, width: int = 16, device: str = "cpu"
 ) -> tuple[torch.nn.Module, Callable[[], torch.Tensor]]:
     """A small MLP on fixed random data (float64); returns (model, loss())."""
     gen = torch.Generator().manual_seed(seed)
@@ -39,6 +39,7 @@ def regression(
             p.copy_(0.3 * torch.randn(p.shape, generator=gen, dtype=torch.float64))
     x = torch.randn(64, 8, generator=gen, dtype=torch.float64)
     y = torch.sin(x.sum(dim=1, keepdim=True))
+    model, x, y = model.to(device), x.to(device), y.to(device)
 
     def loss() -> torch.Tensor:
         return ((model(x) - y) ** 2).mean()

@@ -207,3 +207,40 @@ def test_both_ways_of_reading_extremes_agree(case: str, monkeypatch: pytest.Monk
         summaries.append(mon.summary())
     per_tensor, by_foreach = summaries
     pd.testing.assert_frame_equal(per_tensor, by_foreach)
+
+
+@pytest.mark.parametrize("per_tensor", [False, True], ids=["foreach", "per-tensor"])
+def test_bfloat16_and_float32_parameters_together(
+    per_tensor: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two buckets (bfloat16 and float32 tensors): the steps equal the float64 differences
+    of the parameters to bfloat16's rounding of a difference (2^-8), and every step is within
+    the bound once its resolution is allowed for."""
+    from stabcli.monitor import device
+
+    monkeypatch.setattr(device, "PER_TENSOR_FROM", 0 if per_tensor else 1 << 60)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 1)).bfloat16()
+    extra = torch.nn.Parameter(torch.randn(5))
+    params = {**dict(model.named_parameters()), "extra": extra}
+    opt = torch.optim.AdamW(list(params.values()), lr=1e-2)
+    expected = []
+    with watch(opt, model=params) as mon:
+        for _ in range(20):
+            opt.zero_grad()
+            out = model(torch.randn(4, 8, dtype=torch.bfloat16)).float().sum()
+            (out + (extra**2).sum()).backward()
+            before = {n: p.detach().double().clone() for n, p in params.items()}
+            opt.step()
+            moved = {
+                n: (p.detach().double() - before[n]).abs().max().item() for n, p in params.items()
+            }
+            expected.append(max(moved.values()) / 1e-2)
+    summary = mon.summary()
+    np.testing.assert_allclose(summary.max_update, expected, rtol=2**-8)
+    limit = (summary.bound + summary.wd_term) * (1 + 1e-5) + summary.resolution
+    assert (summary.max_update <= limit).all()
+    assert mon.points().bound_status.item() in (
+        "within the bound",
+        "within the bound up to rounding",
+    )

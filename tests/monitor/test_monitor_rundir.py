@@ -53,6 +53,7 @@ def test_close_writes_a_run_the_store_and_the_report_read(tmp_path: Path) -> Non
     assert (row.torch_beta1, row.torch_beta2) == (0.9, 0.95)
     assert row.exact_stable and row.paper_region == "B+" and row.path == "constant"
     assert row.bound_ratio_max <= 1 + 1e-12  # AdamW: measured against bound + λ‖θ_n‖∞
+    assert row.bound_status in ("within the bound", "within the bound up to rounding")
 
     traces = run.read_traces()
     assert set(TRACE_COLUMNS) | {"beta", "gamma", "bound"} <= set(traces.columns)

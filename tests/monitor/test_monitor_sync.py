@@ -15,7 +15,7 @@ import pytest
 import torch
 from monitor_models import regression, train
 
-from stabcli.monitor import watch
+from stabcli.monitor import device, watch
 from stabcli.optim import KAdam
 
 #: Tensor methods through which a value reaches the host (each one a sync on a device).
@@ -45,9 +45,11 @@ def _bracket(opt: torch.optim.Optimizer, start: Callable, stop: Callable, **opti
 
 @pytest.mark.parametrize("case", list(OPTIMIZERS), ids=list(OPTIMIZERS))
 @pytest.mark.parametrize("every", [1, 2])
+@pytest.mark.parametrize("per_tensor", [False, True], ids=["foreach", "per-tensor"])
 def test_hooks_reach_the_host_only_when_they_copy(
-    case: str, every: int, monkeypatch: pytest.MonkeyPatch
+    case: str, every: int, per_tensor: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(device, "PER_TENSOR_FROM", 0 if per_tensor else 1 << 60)
     model, loss = regression()
     opt = OPTIMIZERS[case](model.parameters())
     inside = {"now": False, "step": 0}
@@ -68,7 +70,7 @@ def test_hooks_reach_the_host_only_when_they_copy(
 
     mon = _bracket(opt, lambda: inside.update(now=True), stop, sync_every=SYNC_EVERY, every=every)
     for name in TO_HOST:
-        instrument(name)
+        instrument(name)  # (after the monitor's buffers were made)
     steps = 3 * SYNC_EVERY * every
     for n in range(steps):
         inside["step"] = n
@@ -82,9 +84,12 @@ def test_hooks_reach_the_host_only_when_they_copy(
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("case", ["adam-foreach", "adamw-decay", "adam-fused"])
-def test_hooks_do_not_synchronise_on_cuda(case: str) -> None:
-    model, loss = regression()
-    model.cuda()
+@pytest.mark.parametrize("per_tensor", [False, True], ids=["foreach", "per-tensor"])
+def test_hooks_do_not_synchronise_on_cuda(
+    case: str, per_tensor: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(device, "PER_TENSOR_FROM", 0 if per_tensor else 1 << 60)
+    model, loss = regression(device="cuda")
     make = OPTIMIZERS.get(case, lambda ps: torch.optim.Adam(ps, lr=1e-2, fused=True))
     opt = make(model.parameters())
     train(opt, loss, 1)  # the optimizer's first step creates its state (not the monitor's)
