@@ -23,7 +23,7 @@ from stabcli.errors import SettingError, StabcliError
 class ModelConfig:
     """The network trained at every point (see :mod:`stabcli.probe.models`)."""
 
-    kind: str = "gpt"  # "gpt" (nanoGPT-style decoder) or "mlp" (multi-layer perceptron)
+    kind: str = "gpt"  # "gpt" (nanoGPT decoder), "mlp", "cnn", or "factory" (your own model)
     n_layer: int = 2  # transformer blocks (gpt) or hidden layers (mlp)
     n_head: int = 2  # attention heads per block (gpt only); must divide n_embd
     n_embd: int = 64  # embedding width (gpt) or hidden width (mlp)
@@ -34,6 +34,10 @@ class ModelConfig:
     attn_dropout: float | None = None
     bias: bool = True  # biases in linear layers and LayerNorms
     init_std: float = 0.02  # std of the normal init of weights, as nanoGPT
+    # your own model: "package.module:function" returning (model, batches, loss_fn)
+    factory: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)  # factory: keyword arguments
+    python_path: tuple[str, ...] = ()  # factory: directories to import from (preset-relative)
 
     @property
     def attention_dropout(self) -> float:
@@ -49,13 +53,15 @@ class ModelConfig:
 class DataConfig:
     """Where the training and test examples come from (see :mod:`stabcli.probe.data`)."""
 
-    source: str = "synthetic-text"  # "synthetic-text", "tiny-shakespeare" or "synthetic-classes"
-    data_path: str | None = None  # tiny-shakespeare: read this file instead of the cache
+    # "synthetic-text", "tiny-shakespeare", "synthetic-classes", "synthetic-images", "cifar10"
+    source: str = "synthetic-text"
+    data_path: str | None = None  # a downloaded data set: read this file instead of the cache
     corpus_seed: int = 0  # seed of the generated corpus / data set
     corpus_chars: int = 200_000  # synthetic-text: length of the generated corpus
     n_samples: int = 4096  # synthetic-classes: number of examples
     n_features: int = 16  # synthetic-classes: input dimension
-    n_classes: int = 8  # synthetic-classes: number of labels
+    n_classes: int = 8  # synthetic-classes / synthetic-images: number of labels
+    image_size: int = 32  # synthetic-images: height and width in pixels
     train_fraction: float = 0.9  # first 90% trains, last 10% tests, as nanoGPT
 
 
@@ -77,11 +83,23 @@ class TrainConfig:
     seed: int = 0  # init weights, batches and dropout masks
     eval_every: int = 0  # test loss every K steps; 0 = no evaluation
     eval_batches: int = 0  # batches of the test split per evaluation
+    optimizer: str = "adam"  # "adam", "kadam", "hyperadam" or "mada"
+    k: int = 1  # kadam: levels of moving averages (paper Section 4.2)
+    strategy: str = "inverse-exp"  # kadam: how the levels' betas derive from (β, γ) (App. P)
+    hyper_lr: float | None = None  # hyperadam/mada: hyper-learning rate (None: the optimizer's)
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "kind": ("gpt", "mlp"),
-    "source": ("synthetic-text", "tiny-shakespeare", "synthetic-classes"),
+    "kind": ("gpt", "mlp", "cnn", "factory"),
+    "source": (
+        "synthetic-text",
+        "tiny-shakespeare",
+        "synthetic-classes",
+        "synthetic-images",
+        "cifar10",
+    ),
+    "optimizer": ("adam", "kadam", "hyperadam", "mada"),
+    "strategy": ("inverse-exp", "exp", "scaled", "naive"),
     "schedule": ("constant", "cosine", "anneal"),
     "weight_decay_mode": ("none", "coupled", "decoupled"),
     "eps_placement": ("torch", "paper"),
@@ -122,7 +140,9 @@ class Preset:
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting as plain JSON types (fingerprints runs; saved in config.json)."""
-        return dataclasses.asdict(self)
+        table = dataclasses.asdict(self)
+        table["model"]["python_path"] = list(self.model.python_path)
+        return table
 
 
 def _expected(cls: type, key: str) -> Any:
@@ -143,6 +163,14 @@ def check_type(cls: type, key: str, value: Any, where: str) -> Any:
         return value
     if hint in (str, bool) and isinstance(value, hint):
         return value
+    origin = typing.get_origin(hint)
+    if origin is dict and isinstance(value, dict):
+        return dict(value)
+    strings = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+    if origin is tuple and strings:
+        return tuple(value)
+    if origin is not None:
+        raise StabcliError(f"{where}: expected {hint}, got {type(value).__name__} {value!r}")
     raise StabcliError(f"{where}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,9 +70,30 @@ def _read_text_file(path: Path) -> bytes:
         raise StabcliError(f"cannot read text data {path}: {err.strerror}") from None
 
 
+#: Data read by code in its own module, "module:function" taking (preset, path) and returning
+#: (DataRef, Dataset) like :func:`_read`; imported when used.
+READERS = {
+    "synthetic-images": "stabcli.probe.images:read_images",
+    "cifar10": "stabcli.probe.cifar:read_cifar10",
+}
+#: A factory preset's data come from its factory (``model.kind = "factory"``).
+FACTORY_READER = "stabcli.probe.factory:read_factory_data"
+
+
+def _read_elsewhere(where: str, preset: Preset, path: Path | None) -> tuple[DataRef, Dataset]:
+    module, _, function = where.partition(":")
+    reader = getattr(importlib.import_module(module), function)
+    found: tuple[DataRef, Dataset] = reader(preset, path)
+    return found
+
+
 def _read(preset: Preset, path: Path | None = None) -> tuple[DataRef, Dataset]:
     """Read or generate the preset's data (from ``path`` when given), hash it and split it."""
     d = preset.data
+    if preset.model.kind == "factory":
+        return _read_elsewhere(FACTORY_READER, preset, path)
+    if d.source in READERS:
+        return _read_elsewhere(READERS[d.source], preset, path)
     if d.source == "synthetic-classes":
         x, y = synthetic_classes(d.corpus_seed, d.n_samples, d.n_features, d.n_classes)
         digest = hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()

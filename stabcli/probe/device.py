@@ -95,7 +95,12 @@ class MemoryEstimate:
 
 
 def estimate_memory(
-    preset: Preset, n_params: int, vocab: int, data_values: int, elem: int
+    preset: Preset,
+    n_params: int,
+    vocab: int,
+    data_values: int,
+    elem: int,
+    activations: int | None = None,
 ) -> MemoryEstimate:
     """Memory of a probe of ``preset`` with ``n_params`` parameters per point, from its shapes.
 
@@ -103,9 +108,12 @@ def estimate_memory(
     backward pass (a GPT block keeps ~20 (B, T, C) tensors plus its attention internals,
     the logits 3 (B·T, V)); the per-step records, (S,) each, on the device and the host.
     Shared: the data set on the device, the batch offsets (S, B) and (E, B), and θ_0.
+    ``activations`` (elements per point) replaces the GPT/MLP formula for other models.
     """
     m, t = preset.model, preset.train
-    if m.kind == "gpt":
+    if activations is not None:
+        acts = activations
+    elif m.kind == "gpt":
         tokens = t.batch_size * m.block_size
         acts = tokens * (m.n_layer * (20 * m.n_embd + 2 * m.n_head * m.block_size) + 3 * vocab)
     else:

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from stabcli.errors import SettingError, StabcliError
+from stabcli.probe.backend import BatchSource, ModelBackend, SharedDropout, build_model, unflatten
 from stabcli.probe.config import Preset
 from stabcli.probe.data import BatchStream
 from stabcli.probe.device import (
@@ -32,14 +33,6 @@ from stabcli.probe.device import (
     flush_denormals,
     resolve_device,
     resolve_dtype,
-)
-from stabcli.probe.models import (
-    ParamSpec,
-    SharedDropout,
-    init_flat,
-    loss_function,
-    param_specs,
-    unflatten,
 )
 from stabcli.probe.optim import StackedAdam, adam_tables
 from stabcli.probe.records import Records, build_frames, empty_evals
@@ -119,12 +112,12 @@ def run_batch(
     dev = resolve_device(device if device is not None else setup.device)
     dtype, autocast = resolve_dtype(preset, dev)
     data = setup.dataset()
-    specs = param_specs(preset.model, data.n_in, data.n_out)
-    stream = BatchStream(data, preset, dev, dtype)
-    theta0 = init_flat(specs, preset.train.seed, dtype).to(dev)  # (N,) shared initial weights
+    model = build_model(preset, data)
+    stream = model.stream(dev, dtype) if model.stream else BatchStream(data, preset, dev, dtype)
+    theta0 = model.initial().to(device=dev, dtype=dtype)  # (N,) shared initial weights
     with flush_denormals(dev):
-        rec = _train_batch(preset, specs, stream, theta0, beta, gamma, autocast, on_progress)
-    summary, traces, evals = build_frames(rec, np.arange(len(beta)), beta, gamma, specs)
+        rec = _train_batch(preset, model, stream, theta0, beta, gamma, autocast, on_progress)
+    summary, traces, evals = build_frames(rec, np.arange(len(beta)), beta, gamma, model.specs)
     seconds = time.perf_counter() - start
     return ProbeResult(summary, traces, evals, dev.type, preset.train.dtype, len(beta), seconds)
 
@@ -185,8 +178,8 @@ def run_probes(
 
 def _train_batch(
     preset: Preset,
-    specs: list[ParamSpec],
-    stream: BatchStream,
+    model: ModelBackend,
+    stream: BatchSource,
     theta0: torch.Tensor,
     beta: np.ndarray,
     gamma: np.ndarray,
@@ -199,7 +192,7 @@ def _train_batch(
     flat = theta0.expand(n_pt, -1).clone().requires_grad_(True)  # (P, N) leaf
     tables = adam_tables(t, beta, gamma, dev, flat.dtype)
     opt = StackedAdam(flat, beta, gamma, t, tables)
-    loss_fn = loss_function(preset.model)
+    specs, loss_fn = model.specs, model.loss
     gen = torch.Generator(device=dev) if preset.model.uses_dropout else None
     drop = SharedDropout(preset.model.dropout, gen)
     no_drop = SharedDropout(0.0, None)
@@ -212,10 +205,13 @@ def _train_batch(
     def evaluate(n: int) -> None:
         with torch.no_grad(), amp:
             params = unflatten(flat, specs)
-            total = sum(
-                loss_fn(params, *stream.test_batch(k), no_drop) for k in range(t.eval_batches)
-            )
-        rec.store_eval(n, torch.where(alive, total / t.eval_batches, torch.nan))
+            batches = [stream.test_batch(k) for k in range(t.eval_batches)]
+            loss = sum(loss_fn(params, x, y, no_drop) for x, y in batches) / t.eval_batches
+            accuracy = None
+            if model.accuracy is not None:
+                correct = sum(model.accuracy(params, x, y) for x, y in batches)
+                accuracy = torch.where(alive, correct / t.eval_batches, torch.nan)
+        rec.store_eval(n, torch.where(alive, loss, torch.nan), accuracy)
 
     flushed = 0
     for n in range(steps):

@@ -20,28 +20,31 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from stabcli.probe.config import ModelConfig
+from stabcli.probe.backend import (
+    ModelBackend,
+    Params,
+    ParamSpec,
+    SharedDropout,
+    init_flat,
+    unflatten,
+)
+from stabcli.probe.config import ModelConfig, Preset
+from stabcli.probe.data import Dataset
 
-Params = dict[str, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One named parameter tensor of a single model (no point dimension)."""
-
-    name: str  # readable, stable: "h.0.attn.c_attn.weight"
-    shape: tuple[int, ...]
-    init: str  # "normal", "zeros" or "ones"
-    std: float = 0.0  # for "normal"
-
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
+__all__ = [
+    "ParamSpec",
+    "Params",
+    "SharedDropout",
+    "init_flat",
+    "loss_function",
+    "native_backend",
+    "param_specs",
+    "unflatten",
+]
 
 
 def param_specs(cfg: ModelConfig, n_in: int, n_out: int) -> list[ParamSpec]:
@@ -80,49 +83,6 @@ def param_specs(cfg: ModelConfig, n_in: int, n_out: int) -> list[ParamSpec]:
         linear(f"h.{i}.mlp.c_proj", 4 * c, c, proj_std)
     norm("ln_f", c)
     return specs
-
-
-def init_flat(specs: list[ParamSpec], seed: int, dtype: torch.dtype) -> torch.Tensor:
-    """Initial weights of one model as a flat (N,) tensor, identical on every device."""
-    gen = torch.Generator().manual_seed(seed)
-    chunks = []
-    for spec in specs:
-        if spec.init == "normal":
-            chunk = torch.randn(spec.numel, generator=gen, dtype=torch.float64) * spec.std
-        elif spec.init == "ones":
-            chunk = torch.ones(spec.numel, dtype=torch.float64)
-        else:
-            chunk = torch.zeros(spec.numel, dtype=torch.float64)
-        chunks.append(chunk)
-    return torch.cat(chunks).to(dtype)
-
-
-def unflatten(flat: torch.Tensor, specs: list[ParamSpec]) -> Params:
-    """Named (P, *shape) views of a flat (P, N) buffer; one split, so backward is one cat."""
-    pieces = torch.split(flat, [s.numel for s in specs], dim=1)
-    return {s.name: t.view(flat.shape[0], *s.shape) for s, t in zip(specs, pieces, strict=True)}
-
-
-class SharedDropout:
-    """Dropout whose mask is drawn for one point and broadcast to all P points.
-
-    With ``generator=None`` or ``p == 0`` it is the identity (evaluation, or dropout off).
-    """
-
-    def __init__(self, p: float, generator: torch.Generator | None):
-        self.p = p
-        self.generator = generator
-
-    @property
-    def active(self) -> bool:
-        return self.generator is not None and self.p > 0.0
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # x: (P, *S)
-        if not self.active:
-            return x
-        noise = torch.rand(x.shape[1:], generator=self.generator, device=x.device)  # (*S)
-        keep = (noise >= self.p).to(x.dtype) / (1.0 - self.p)
-        return x * keep
 
 
 def _linear(x: torch.Tensor, p: Params, name: str) -> torch.Tensor:
@@ -214,3 +174,29 @@ def loss_function(cfg: ModelConfig) -> Callable[..., torch.Tensor]:
         return body(p, x, y, drop, cfg)
 
     return loss
+
+
+def _accuracy(cfg: ModelConfig) -> Callable[[Params, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Fraction of correctly classified examples per point (the MLP's classes)."""
+
+    def accuracy(p: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        n_pt = p["out.weight"].shape[0]
+        h = x.expand(n_pt, *x.shape)  # (P, B, F)
+        for i in range(cfg.n_layer):
+            h = F.gelu(_linear(h, p, f"fc.{i}"))
+        logits = _linear(h, p, "out")  # (P, B, K)
+        return (logits.argmax(dim=-1) == y).to(logits.dtype).mean(dim=1)
+
+    return accuracy
+
+
+def native_backend(preset: Preset, data: Dataset) -> ModelBackend:
+    """The built-in GPT (text) or MLP (classes), natively batched over points."""
+    cfg = preset.model
+    specs = param_specs(cfg, data.n_in, data.n_out)
+    return ModelBackend(
+        specs=specs,
+        initial=lambda: init_flat(specs, preset.train.seed, torch.float64),
+        loss=loss_function(cfg),
+        accuracy=_accuracy(cfg) if cfg.kind == "mlp" else None,
+    )

@@ -47,6 +47,7 @@ class Records:
     diverged: torch.Tensor  # (P,) first non-finite step, −1 if none
     underflow: torch.Tensor  # (P,) first step whose max came from v below normal range, −1
     evals: torch.Tensor  # (E, P) test loss
+    accuracy: torch.Tensor  # (E, P) test accuracy (NaN when the model has none)
     eval_at: list[int]  # the E evaluated steps
     lr: np.ndarray  # (S, P) η_n, host
     host: dict[str, np.ndarray]  # host copies of the (S, P) buffers
@@ -74,6 +75,7 @@ class Records:
             diverged=torch.full((n_pt,), -1, dtype=torch.int64, device=dev),
             underflow=torch.full((n_pt,), -1, dtype=torch.int64, device=dev),
             evals=torch.full((len(at), n_pt), torch.nan, dtype=dtype, device=dev),
+            accuracy=torch.full((len(at), n_pt), torch.nan, dtype=dtype, device=dev),
             eval_at=at,
             lr=lr,
             host={
@@ -107,8 +109,14 @@ class Records:
         self.diverged.masked_fill_(died, n)
         self.underflow.masked_fill_(alive & underflow & (self.underflow < 0), n)
 
-    def store_eval(self, n: int, test_loss: torch.Tensor) -> None:
-        self.evals[self.eval_at.index(n)] = test_loss.to(self.evals.dtype)
+    def store_eval(
+        self, n: int, test_loss: torch.Tensor, accuracy: torch.Tensor | None = None
+    ) -> None:
+        """Record the evaluation at step n: test loss and, for classifiers, accuracy."""
+        row = self.eval_at.index(n)
+        self.evals[row] = test_loss.to(self.evals.dtype)
+        if accuracy is not None:
+            self.accuracy[row] = accuracy.to(self.accuracy.dtype)
 
     def flush(self, lo: int, hi: int) -> None:
         """Copy steps lo..hi−1 to the host (one sync per block)."""
@@ -119,6 +127,7 @@ class Records:
         self.host["diverged"] = self.diverged.cpu().numpy()
         self.host["underflow"] = self.underflow.cpu().numpy()
         self.host["evals"] = self.evals.detach().cpu().double().numpy()
+        self.host["accuracy"] = self.accuracy.detach().cpu().double().numpy()
 
 
 def build_frames(
@@ -170,4 +179,6 @@ def build_frames(
             "test_loss": h["evals"].T.ravel(),
         }
     )
+    if not np.isnan(h["accuracy"]).all():
+        evals["test_accuracy"] = h["accuracy"].T.ravel()
     return summary, traces, evals

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from stabcli.errors import StabcliError
+from stabcli.probe.backend import SharedDropout, build_model
 from stabcli.probe.config import Preset
 from stabcli.probe.data import BatchStream, Dataset, load_dataset
 from stabcli.probe.device import flush_denormals, resolve_device, resolve_dtype
 from stabcli.probe.engine import dropout_seed
-from stabcli.probe.models import SharedDropout, init_flat, loss_function, param_specs
 from stabcli.probe.optim import lr_table
 
 
@@ -55,9 +55,10 @@ def run_reference(
     dev = resolve_device(device)
     dtype, autocast = resolve_dtype(preset, dev)
     data = dataset if dataset is not None else load_dataset(preset)
-    specs = param_specs(preset.model, data.n_in, data.n_out)
-    stream = BatchStream(data, preset, dev, dtype)
-    flat0 = init_flat(specs, t.seed, dtype).to(dev)
+    model = build_model(preset, data)
+    specs = model.specs
+    stream = model.stream(dev, dtype) if model.stream else BatchStream(data, preset, dev, dtype)
+    flat0 = model.initial().to(device=dev, dtype=dtype)
     params = {
         s.name: chunk.view(1, *s.shape).clone().requires_grad_(True)
         for s, chunk in zip(specs, torch.split(flat0, [s.numel for s in specs]), strict=True)
@@ -67,7 +68,7 @@ def run_reference(
     kind = torch.optim.AdamW if t.weight_decay_mode == "decoupled" else torch.optim.Adam
     opt = kind(leaves, lr=t.lr, betas=(gamma, beta), eps=t.eps, weight_decay=wd)
     lrs = lr_table(t, np.array([beta]), np.array([gamma]))[:, 0]  # (S,)
-    loss_fn = loss_function(preset.model)
+    loss_fn = model.loss
     gen = torch.Generator(device=dev) if preset.model.uses_dropout else None
     drop = SharedDropout(preset.model.dropout, gen)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from stabcli.probe.backend import build_model
 from stabcli.probe.config import Preset
 from stabcli.probe.data import DataRef, Dataset, load_dataset, resolve_data
 from stabcli.probe.device import (
@@ -22,7 +23,6 @@ from stabcli.probe.device import (
     resolve_device,
     resolve_dtype,
 )
-from stabcli.probe.models import param_specs
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,13 @@ class ProbeSetup:
     def memory(self, device: torch.device) -> MemoryEstimate:
         """The memory a batch of this probe needs on ``device`` (by its dtype)."""
         data = self.dataset()
-        specs = param_specs(self.preset.model, data.n_in, data.n_out)
+        model = build_model(self.preset, data)
         dtype, _ = resolve_dtype(self.preset, device)
         elem = torch.empty((), dtype=dtype).element_size()
         values = data.train_x.size + data.test_x.size
-        return estimate_memory(self.preset, sum(s.numel for s in specs), data.n_out, values, elem)
+        return estimate_memory(
+            self.preset, model.n_params, data.n_out, values, elem, model.activations
+        )
 
 
 def resolve_setup(preset: Preset, device: str | None = None) -> ProbeSetup:

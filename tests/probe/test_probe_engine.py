@@ -109,7 +109,9 @@ def test_batches_callbacks_and_frames() -> None:
     assert split.summary.beta.tolist() == [0.999, 0.9, 0.5]  # paper order kept
     names = {s.name for s in param_specs(preset.model, 16, 8)}
     assert set(split.traces.max_tensor.dropna()) <= names
-    assert list(split.evals.columns) == ["point", "step", "test_loss"]
+    # the MLP is a classifier: its evaluations also record test accuracy
+    assert list(split.evals.columns) == ["point", "step", "test_loss", "test_accuracy"]
+    assert split.evals.test_accuracy.between(0.0, 1.0).all()
     assert split.evals.step.unique().tolist() == [0, 50]
     assert (split.device, split.dtype) == ("cpu", "float64") and split.seconds > 0
 
@@ -277,3 +279,38 @@ def test_attention_dropout_setting_changes_training_and_is_validated() -> None:
     assert same[0] != other[0]  # the attention masks take part in the very first step
     with pytest.raises(StabcliError, match="attn_dropout"):
         base.with_overrides(attn_dropout=1.5)
+
+
+def test_test_accuracy_is_the_fraction_of_correct_test_predictions() -> None:
+    """The engine's accuracy equals argmax(logits) == label over the test batches, computed
+    here from the final weights with the model's own forward pass."""
+    from stabcli.probe.backend import build_model, unflatten
+    from stabcli.probe.data import BatchStream, load_dataset
+    from stabcli.probe.models import _linear
+
+    preset = load_preset("mlp-synthetic").with_overrides(
+        steps=20, eval_every=20, eval_batches=3, dtype="float64"
+    )
+    data = load_dataset(preset)
+    model = build_model(preset, data)
+    result = run_probes(preset, [(0.999, 0.9)], device="cpu")
+    final = result.evals[result.evals.step == 20].test_accuracy.item()
+    # retrain the same point to read its final weights through the public reference loop
+    stream = BatchStream(data, preset, torch.device("cpu"), torch.float64)
+    flat = model.initial()[None].clone().requires_grad_(True)
+    opt = torch.optim.Adam([flat], lr=preset.train.lr, betas=(0.9, 0.999), eps=preset.train.eps)
+    no_drop = SharedDropout(0.0, None)
+    for n in range(20):
+        opt.zero_grad()
+        model.loss(unflatten(flat, model.specs), *stream.train_batch(n), no_drop).sum().backward()
+        opt.step()
+    correct = 0.0
+    with torch.no_grad():
+        p = unflatten(flat, model.specs)
+        for k in range(3):
+            x, y = stream.test_batch(k)
+            h = x[None]
+            for i in range(preset.model.n_layer):
+                h = torch.nn.functional.gelu(_linear(h, p, f"fc.{i}"))
+            correct += (_linear(h, p, "out").argmax(-1) == y).double().mean().item()
+    assert abs(final - correct / 3) < 1e-12

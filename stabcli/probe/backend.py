@@ -1,0 +1,137 @@
+"""The model seam: what the engine needs of a model, whatever builds it.
+
+The engine trains a flat (P, N) parameter buffer (P points, N parameters) and knows a model
+only through a :class:`ModelBackend`: the named parameter tensors of one model (the flat
+layout), their initial values, and a loss over all P points at once. The built-in models
+(:mod:`stabcli.probe.models`: ``gpt``, ``mlp``), the CNN (``cnn``) and users' own models
+(``factory``) each provide one, chosen by the preset's ``model.kind``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+
+from stabcli.probe.config import Preset
+
+if TYPE_CHECKING:
+    from stabcli.probe.data import Dataset
+
+
+Params = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One named parameter tensor of a single model (no point dimension)."""
+
+    name: str  # readable, stable: "h.0.attn.c_attn.weight"
+    shape: tuple[int, ...]
+    init: str  # "normal", "zeros" or "ones"
+    std: float = 0.0  # for "normal"
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+def init_flat(specs: list[ParamSpec], seed: int, dtype: torch.dtype) -> torch.Tensor:
+    """Initial weights of one model as a flat (N,) tensor, identical on every device."""
+    gen = torch.Generator().manual_seed(seed)
+    chunks = []
+    for spec in specs:
+        if spec.init == "normal":
+            chunk = torch.randn(spec.numel, generator=gen, dtype=torch.float64) * spec.std
+        elif spec.init == "ones":
+            chunk = torch.ones(spec.numel, dtype=torch.float64)
+        else:
+            chunk = torch.zeros(spec.numel, dtype=torch.float64)
+        chunks.append(chunk)
+    return torch.cat(chunks).to(dtype)
+
+
+def unflatten(flat: torch.Tensor, specs: list[ParamSpec]) -> Params:
+    """Named (P, *shape) views of a flat (P, N) buffer; one split, so backward is one cat."""
+    pieces = torch.split(flat, [s.numel for s in specs], dim=1)
+    return {s.name: t.view(flat.shape[0], *s.shape) for s, t in zip(specs, pieces, strict=True)}
+
+
+class SharedDropout:
+    """Dropout whose mask is drawn for one point and broadcast to all P points.
+
+    With ``generator=None`` or ``p == 0`` it is the identity (evaluation, or dropout off).
+    """
+
+    def __init__(self, p: float, generator: torch.Generator | None):
+        self.p = p
+        self.generator = generator
+
+    @property
+    def active(self) -> bool:
+        return self.generator is not None and self.p > 0.0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # x: (P, *S)
+        if not self.active:
+            return x
+        noise = torch.rand(x.shape[1:], generator=self.generator, device=x.device)  # (*S)
+        keep = (noise >= self.p).to(x.dtype) / (1.0 - self.p)
+        return x * keep
+
+
+class BatchSource(Protocol):
+    """Batches shared by every point: :class:`stabcli.probe.data.BatchStream` is one."""
+
+    def train_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def test_batch(self, k: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+#: loss(params, inputs, targets, dropout) -> (P,) mean loss per point; params are named
+#: (P, *shape) views of the flat buffer.
+LossFn = Callable[[Params, torch.Tensor, torch.Tensor, SharedDropout], torch.Tensor]
+#: accuracy(params, inputs, targets) -> (P,) fraction of correct predictions per point.
+AccuracyFn = Callable[[Params, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ModelBackend:
+    """A model as the engine sees it."""
+
+    specs: list[ParamSpec]  # one model's parameter tensors, in the flat layout's order
+    # () -> (N,) float64 on the CPU: the initial weights, shared by all points (built on
+    # demand: a memory estimate needs only the specs)
+    initial: Callable[[], torch.Tensor]
+    loss: LossFn
+    accuracy: AccuracyFn | None = None  # classification models: test accuracy at evaluations
+    # its own batches (a factory's), built for a device and dtype; None: the preset's data
+    stream: Callable[[torch.device, torch.dtype], BatchSource] | None = None
+    activations: int | None = None  # elements kept for backward per point (memory estimate)
+    batching: str = "native"  # how P points run: "native", "vmap" or "sequential"
+    batching_reason: str = ""  # why, when it is not the model's natural path
+
+    @property
+    def n_params(self) -> int:
+        return sum(s.numel for s in self.specs)
+
+
+#: Where each model kind's builder lives, "module:function" taking (preset, data); imported
+#: when used, so a kind's dependencies load only for presets that need them.
+BUILDERS = {
+    "gpt": "stabcli.probe.models:native_backend",
+    "mlp": "stabcli.probe.models:native_backend",
+    "cnn": "stabcli.probe.cnn:cnn_backend",
+    "factory": "stabcli.probe.factory:factory_backend",
+}
+
+
+def build_model(preset: Preset, data: Dataset) -> ModelBackend:
+    """The model of ``preset`` for ``data`` (its vocabulary or class count)."""
+    module, _, function = BUILDERS[preset.model.kind].partition(":")
+    builder = getattr(importlib.import_module(module), function)
+    backend: ModelBackend = builder(preset, data)
+    return backend
