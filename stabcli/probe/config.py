@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from stabcli.errors import SettingError, StabcliError
+from stabcli.theory.kadam import MAX_K
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,8 @@ LIMITS = {
     "steps": 1_000_000,
     "batch_size": 1_000_000,
     "eval_batches": 100_000,
+    "image_size": 1_024,
+    "k": MAX_K,  # k-Adam levels, as `stabcli check --k`
 }
 
 
@@ -255,20 +259,62 @@ def validate(preset: Preset) -> None:
             _within("eval_batches", 0),
         ),
         ("train.eval_batches", t.eval_every == 0 or t.eval_batches >= 1, ">= 1 with eval_every"),
+        ("data.image_size", 4 <= d.image_size <= LIMITS["image_size"], _within("image_size", 4)),
+        ("train.k", 1 <= t.k <= LIMITS["k"], _within("k")),
+        ("train.hyper_lr", t.hyper_lr is None or t.hyper_lr >= 0, ">= 0"),
     ]
     for key, ok, expected in rules:
         if not ok:
             section, name = key.split(".")
             value = getattr(getattr(preset, section), name)
             raise StabcliError(f"{preset.name}: {key} = {_short(value)}; must be {expected}")
-    if d.data_path is not None and d.source != "tiny-shakespeare":
+    if d.data_path is not None and d.source not in ("tiny-shakespeare", "cifar10"):
         raise SettingError(
             "{data_path} is set, but preset {name} generates its data (data.source = "
             "{source}) and reads no file",
             name=preset.name,
             source=d.source,
         )
-    if m.kind == "mlp" and d.source != "synthetic-classes":
-        raise StabcliError(f"{preset.name}: model.kind 'mlp' needs data.source 'synthetic-classes'")
-    if m.kind == "gpt" and d.source == "synthetic-classes":
-        raise StabcliError(f"{preset.name}: model.kind 'gpt' needs a text data.source")
+    _check_model_data(preset)
+    _check_optimizer(preset)
+
+
+#: Which data each built-in model kind trains on (a factory brings its own).
+MODEL_DATA = {
+    "gpt": ("synthetic-text", "tiny-shakespeare"),
+    "mlp": ("synthetic-classes",),
+    "cnn": ("synthetic-images", "cifar10"),
+}
+#: "package.module:function", the form of model.factory.
+FACTORY_FORM = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def _check_model_data(preset: Preset) -> None:
+    m, d = preset.model, preset.data
+    if m.kind == "factory" or m.factory is not None:
+        if m.kind != "factory" or m.factory is None:
+            raise StabcliError(
+                f"{preset.name}: a factory model needs both model.kind = 'factory' and "
+                "model.factory = 'package.module:function'"
+            )
+        if not FACTORY_FORM.match(m.factory):
+            raise StabcliError(
+                f"{preset.name}: model.factory = {m.factory!r}; must look like "
+                "'package.module:function'"
+            )
+        return
+    if m.kwargs or m.python_path:
+        raise StabcliError(f"{preset.name}: model.kwargs and model.python_path need a factory")
+    if d.source not in MODEL_DATA[m.kind]:
+        allowed = " or ".join(repr(s) for s in MODEL_DATA[m.kind])
+        raise StabcliError(f"{preset.name}: model.kind {m.kind!r} needs data.source {allowed}")
+
+
+def _check_optimizer(preset: Preset) -> None:
+    t = preset.train
+    if t.optimizer != "kadam" and t.k != 1:
+        raise StabcliError(f"{preset.name}: train.k = {t.k} needs train.optimizer = 'kadam'")
+    if t.hyper_lr is not None and t.optimizer not in ("hyperadam", "mada"):
+        raise StabcliError(
+            f"{preset.name}: train.hyper_lr needs train.optimizer = 'hyperadam' or 'mada'"
+        )
