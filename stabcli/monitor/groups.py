@@ -10,7 +10,8 @@ torch import and works with any Adam-like optimizer:
 
 - ``torch.optim.Adam``/``AdamW`` and most others: ``betas = (beta1, beta2)``;
 - stabcli's ``KAdam``: its last level's pair (``optimizer.level_betas(g)[-1]``), since the
-  max-update is the last level's output and obeys that level's bound (docs/theory.md §6);
+  max-update is the last level's output and obeys that level's bound alone (docs/theory.md
+  (6.3));
 - stabcli's ``MADA``: also ρ, ω, c and β3, which decide its bound (docs/theory.md §7).
 
 Values may be Python numbers or tensors (``lr`` and ``betas`` may be tensors in PyTorch);

@@ -227,7 +227,11 @@ class Monitor:
             self._checked[g] = point
             beta, gamma = float(point[0]), float(point[1])
             if in_domain(beta, gamma) and not exact_stable(beta, gamma):
-                same = tuple(k for k, v in enumerate(row) if (v[0], v[1]) == point)
+                same = tuple(
+                    k
+                    for k, v in enumerate(row)
+                    if is_number(v[0]) and is_number(v[1]) and (v[0], v[1]) == point
+                )
                 self._notifier.say(notices.unstable(step, same, self._n_groups, beta, gamma))
                 return
 
