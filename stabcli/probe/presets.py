@@ -90,7 +90,15 @@ def _read(path: Path) -> Preset:
         raise StabcliError(f"cannot read preset {path}: {err}") from None
     except tomllib.TOMLDecodeError as err:
         raise StabcliError(f"preset {path} is not valid TOML: {err}") from None
-    return preset_from_table(table, name=path.stem, where=str(path))
+    preset = preset_from_table(table, name=path.stem, where=str(path))
+    if not preset.model.python_path:
+        return preset
+    # a factory's import directories are relative to the preset file, wherever it is run from
+    base = path.resolve().parent
+    absolute = tuple(str((base / p).expanduser().resolve()) for p in preset.model.python_path)
+    return dataclasses.replace(
+        preset, model=dataclasses.replace(preset.model, python_path=absolute)
+    )
 
 
 def preset_from_table(table: dict, *, name: str, where: str) -> Preset:
