@@ -69,7 +69,7 @@ def main() -> None:
     row = mon.points().iloc[0]
     print(
         f"(β, γ) = ({row.beta}, {row.gamma}): measured {row.measured_class} "
-        f"(rate {row.fit_slope:.3g}/step), exact theory stable: {row.exact_stable}; "
+        f"(rate {row.rate:.3g}/step), exact theory stable: {row.exact_stable}; "
         f"largest max-update / bound: {row.bound_ratio_max:.4f}; run directory {args.out}"
     )
 

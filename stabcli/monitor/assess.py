@@ -1,56 +1,49 @@
 """The measurement of a whole monitored run: one points.csv row and the traces of each point.
 
-Per point (:meth:`stabcli.monitor.history.History.points`), over every measured step:
+Each point (:meth:`stabcli.monitor.history.History.points`) is measured by the sweep's own
+measurement, :func:`stabcli.measure.measure_points` (docs/theory.md §9: valid window, rate
+and class, the paper's central difference, the √n test, both theories' verdicts, the
+exact bound check), at its last recorded (β, γ), on its trace laid out by step from n = 0.
+Steps the monitor did not measure (before ``watch``, or skipped by ``every``) are given a
+max-update of 0: finite, so not a divergence, and left out of every fit (log 0 = −inf).
+Two things differ from a sweep's point:
 
-- rate, class and valid window: a :class:`stabcli.measure.GrowthMonitor` at the last
-  recorded (β, γ), given the trace (docs/theory.md §9; at the end of a run it equals the
-  batch measurement of the same trace);
-- predicted rates: the paper's |C|/2 at that point (arXiv 2411.05746, Section 3.1); the
-  exact ρ_n at the slope step (docs/theory.md (3.9)) for constant betas, and for a moving
-  path the mean of ln γ_n − ½ ln β_n over the window (docs/theory.md (5.7));
-- the bound check max_n u_n/(bound_n + λ‖θ_n‖∞) (docs/theory.md (9.6)) by
-  :func:`stabcli.measure.bounds.bound_checks`, against the bound of
-  :mod:`stabcli.monitor.bounds` (the path bound when the betas moved); its words
-  (``bound_status``) judge u_n less the rounding of a step read from parameters
-  (``resolution``, :mod:`stabcli.monitor.history`), which low-precision parameters make
-  large (bfloat16 at η = 1e-2: ~2);
-- the paper's central difference at the window's centre (App. H), when the steps around
-  it were all measured.
+- a moving path (a schedule, learned betas) is checked against its own bound
+  (:mod:`stabcli.monitor.bounds`: the path bound, docs/theory.md §5) and its exact rate
+  is the mean of ln γ_n − ½ ln β_n over the window (docs/theory.md (5.7)), with the exact
+  verdict and the closer theory taken again from those;
+- the words of the bound check (``bound_check``) judge u_n less the rounding of a step read
+  from parameters (``resolution``, :mod:`stabcli.monitor.history`), which low-precision
+  parameters make large (bfloat16 at η = 1e-2: ~2); the ratios are of u_n itself.
 
-The row has every column of :data:`stabcli.store.schema.POINT_COLUMNS` and a few more
-(:data:`EXTRA_POINT_COLUMNS`); the traces have :data:`stabcli.store.schema.TRACE_COLUMNS`
-and :data:`EXTRA_TRACE_COLUMNS`. There is no loss: a monitor sees the optimizer only.
+points.csv gets every column of :data:`stabcli.store.schema.POINT_COLUMNS` (those the
+monitor cannot know, such as losses, are empty) and :data:`EXTRA_POINT_COLUMNS`; the traces
+have :data:`stabcli.store.schema.TRACE_COLUMNS` and :data:`EXTRA_TRACE_COLUMNS`.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, replace
+from collections import Counter
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stabcli.measure import GrowthMonitor, MeasureSettings, rounding_tolerance
+from stabcli.measure import MeasureSettings, PointMeasurement, measure_points, rounding_tolerance
 from stabcli.measure.bounds import bound_checks
-from stabcli.measure.profile import central_slope, log_trace
+from stabcli.measure.verdicts import Prediction, Theory, closer_theory, predictions, verdict
 from stabcli.monitor.bounds import path_rate, point_bound
 from stabcli.monitor.groups import Correction, in_domain
 from stabcli.monitor.history import History, PointTrace
-from stabcli.monitor.live import fill
 from stabcli.store import fingerprint, point_id
 from stabcli.store.schema import POINT_COLUMNS, TRACE_COLUMNS
-from stabcli.theory.agreement import PointOutcome, agrees_with, predict
+from stabcli.theory import exact, paper
 
 #: points.csv columns a monitor run adds (proposed for store.schema).
 EXTRA_POINT_COLUMNS = (
     "param_groups",  # the param groups the point covers, e.g. "0,1"
     "path",  # "constant" or "moving": whether (β, γ) changed during the run
-    "measured_reason",  # why the class is undetermined or diverged; "" otherwise
-    "fit_low",  # the fitted rate's interval (docs/theory.md (9.4))
-    "fit_high",
-    "bound_ratio_window",  # max measured/bound over the valid window (docs/theory.md (9.6))
-    "bound_status",  # the bound check in words, for u_n less its resolution
 )
 #: traces columns a monitor run adds: the path, its bound, and the measurement's rounding.
 EXTRA_TRACE_COLUMNS = ("beta", "gamma", "bound", "resolution")
@@ -61,7 +54,7 @@ class PointResult:
     """One point of a monitored run, measured."""
 
     groups: tuple[int, ...]
-    row: dict[str, Any]  # points.csv row
+    row: dict[str, Any]  # points.csv's columns that are known, and a few more
     traces: pd.DataFrame  # one row per measured step
 
 
@@ -98,14 +91,80 @@ def trace_frame(trace: PointTrace, bound: np.ndarray, pid: str) -> pd.DataFrame:
     return frame[list(TRACE_COLUMNS + EXTRA_TRACE_COLUMNS)]
 
 
-def _central(steps: np.ndarray, u: np.ndarray, at: int, half: int) -> float:
-    """App. H's (log u_{n+h} − log u_{n−h})/2h at n = ``at``, if n ± h were both measured
-    with every step between them."""
-    i = int(np.searchsorted(steps, at))
-    lo, hi = i - half, i + half
-    if lo < 0 or hi >= steps.size or steps[hi] - steps[lo] != 2 * half or steps[i] != at:
-        return math.nan
-    return float(central_slope(log_trace(u[None, lo : hi + 1]), np.array([half]), half)[0])
+def measurement_columns(m: PointMeasurement) -> dict[str, Any]:
+    """A point's measurement in points.csv's words (store.schema, window … bound check),
+    and the names an older schema gave three of them."""
+    w, r, b, p = m.window, m.rate, m.bound, m.power
+    return {
+        "settle_step": w.settle_step,
+        "window_rule": w.regime.value,
+        "window_start": w.start,
+        "window_stop": w.stop,
+        "steps_needed": w.steps_needed,
+        "rate": r.rate,
+        "rate_stderr": r.stderr,
+        "rate_low": r.low,
+        "rate_high": r.high,
+        "rate_lag1": r.lag1,
+        "measured_class": m.measured_class.value,
+        "class_reason": m.reason,
+        "central_slope": m.central_slope,
+        "central_at": m.central_at,
+        "power_exponent": p.exponent,
+        "power_halfwidth": p.halfwidth,
+        "growth_shape": p.shape.value,
+        "sqrt_n": p.sqrt_n,
+        "paper_rate": m.paper.predicted_rate,
+        "paper_verdict": m.paper.verdict.value,
+        "paper_rel_error": m.paper.rel_error,
+        "exact_rate": m.exact.predicted_rate,
+        "exact_verdict": m.exact.verdict.value,
+        "exact_rel_error": m.exact.rel_error,
+        "closer_theory": m.closer_theory,
+        "bound_ratio_max": b.ratio_all,
+        "bound_ratio_step": b.step_all if b.step_all >= 0 else None,
+        "bound_ratio_settled": b.ratio_window,
+        "bound_check": b.status.value,
+        "bound_note": b.note,
+        "diverged_step": m.diverged_step,
+        "measured_slope": m.central_slope,  # the older schema's names
+        "fit_slope": r.rate,
+        "slope_step": m.central_at,
+    }
+
+
+def _along_path(
+    m: PointMeasurement,
+    trace: PointTrace,
+    u: np.ndarray,  # (S,) by step from n = 0, as measured
+    wd: np.ndarray,  # (S,)
+    bound: np.ndarray,  # (S,) the path's bound (nan before the monitor started)
+    settings: MeasureSettings,
+    tolerance: float,
+) -> PointMeasurement:
+    """``m`` with the bound check and the exact theory's rate, verdict and the closer
+    theory of the recorded path (docs/theory.md §5) instead of its last point's."""
+    s = m.window
+    check = bound_checks(u[None], bound[None], wd[None], [s], tolerance)[0]
+    rate = path_rate(trace, s.start, s.stop)
+    along = Prediction(Theory.EXACT, rate, rate > settings.growth_tol)
+    at_point, _ = predictions(m.beta, m.gamma, s, settings)
+    return replace(
+        m,
+        bound=check,
+        exact=verdict(along, m.measured_class, m.rate, settings),
+        closer_theory=closer_theory(at_point, along, m.measured_class, m.rate, settings),
+    )
+
+
+def window_tensor(tensors: np.ndarray, start: int, stop: int) -> str:
+    """The tensor holding the max-update most often over steps [start, stop) (the valid
+    window), or over the whole run when the window holds no named step; "" when none."""
+    for chosen in (tensors[start:stop], tensors):
+        names = [t for t in chosen if isinstance(t, str) and t]
+        if names:
+            return Counter(names).most_common(1)[0][0]
+    return ""
 
 
 def assess(
@@ -120,64 +179,49 @@ def assess(
     """Measure one point's whole trace (module docstring)."""
     bound = point_bound(trace, correction, mada)
     traces = trace_frame(trace, bound, pid)
-    m = trace.measured
-    steps, u, wd = trace.steps[m], trace.max_update[m], trace.wd_term[m]
-    least = np.maximum(u - trace.resolution[m], 0.0)  # what u_n is at least, given rounding
     beta, gamma = float(trace.beta[-1]), float(trace.gamma[-1])
-    row: dict[str, Any] = dict.fromkeys(POINT_COLUMNS + EXTRA_POINT_COLUMNS, math.nan)
-    row.update(
-        point_id=pid,
-        position=position,
-        beta=beta,
-        gamma=gamma,
-        torch_beta1=gamma,
-        torch_beta2=beta,
-        param_groups=",".join(map(str, trace.groups)),
-        path="moving" if trace.moving else "constant",
-        max_tensor="",
-        measured_class="undetermined",
-        measured_reason="no measured step",
-        agrees_with="",
-        diverged_step=None,
-        underflow_step=None,
-        slope_step=None,
-    )
-    if not steps.size or not in_domain(beta, gamma):
-        if steps.size:
-            row["measured_reason"] = "(β, γ) outside the theory's domain"
-        return PointResult(trace.groups, row, traces)
-
-    monitor = GrowthMonitor(beta, gamma, settings)
-    fill(monitor, trace)
-    status = monitor.status()
-    window = status.window
-    at = (window.start + window.stop) // 2 if window.length else int(steps[-1])
-    prediction = predict(beta, gamma, at)
-    exact = path_rate(trace, window.start, window.stop) if trace.moving else prediction.exact_rate
-    cols = np.searchsorted(steps, [window.start, window.stop])
-    columns = [replace(window, start=int(cols[0]), stop=int(cols[1]))]
-    tolerance = rounding_tolerance(dtype)
-    check = bound_checks(u[None], bound[m][None], wd[None], columns, tolerance)[0]
-    judged = bound_checks(least[None], bound[m][None], wd[None], columns, tolerance)[0]
-    i = int(np.searchsorted(steps, at))
-    row.update(
-        {k: v for k, v in asdict(prediction).items() if k != "exact_rate"},
-        exact_rate=exact,
-        measured_slope=_central(steps, u, at, settings.central_half),
-        fit_slope=status.rate.rate,
-        fit_low=status.rate.low,
-        fit_high=status.rate.high,
-        measured_class=status.measured_class.value,
-        measured_reason=status.reason,
-        diverged_step=monitor.diverged_step,
-        bound_ratio_max=check.ratio_all,
-        bound_ratio_window=check.ratio_window,
-        bound_status=judged.status.value,
-        max_tensor=str(trace.max_tensor[m][i]) if i < steps.size and steps[i] == at else "",
-        slope_step=at,
-    )
-    if row["measured_class"] in ("growing", "bounded", "diverged"):
-        row["agrees_with"] = agrees_with(PointOutcome.from_row(row))
+    row: dict[str, Any] = {
+        "point_id": pid,
+        "position": position,
+        "beta": beta,
+        "gamma": gamma,
+        "torch_beta1": gamma,
+        "torch_beta2": beta,
+        "param_groups": ",".join(map(str, trace.groups)),
+        "path": "moving" if trace.moving else "constant",
+        "measured_class": "undetermined",
+        "class_reason": "no measured step",
+    }
+    m = trace.measured
+    if m.any() and in_domain(beta, gamma):
+        # the trace laid out by step from n = 0; unmeasured steps read 0 (module docstring)
+        size = int(trace.steps[-1]) + 1
+        at = trace.steps[m]
+        u, wd, least, limit = (np.zeros(size) for _ in range(4))
+        tensors = np.full(size, None, dtype=object)
+        u[at], wd[at], tensors[at] = trace.max_update[m], trace.wd_term[m], trace.max_tensor[m]
+        least[at] = np.maximum(trace.max_update[m] - trace.resolution[m], 0.0)
+        limit[:] = np.nan
+        limit[trace.steps] = bound
+        tolerance = rounding_tolerance(dtype)
+        (measured,) = measure_points(
+            [beta], [gamma], u[None], settings=settings, dtype=dtype, wd_term=wd[None]
+        ).points
+        if trace.moving or mada:  # MADA's bound is its own even at constant coefficients
+            measured = _along_path(measured, trace, u, wd, limit, settings, tolerance)
+        judged = bound_checks(least[None], limit[None], wd[None], [measured.window], tolerance)[0]
+        w = measured.window
+        row |= measurement_columns(measured)
+        row |= {
+            "c_value": paper.c_value(beta, gamma),
+            "paper_region": paper.region(beta, gamma).value,
+            "exact_stable": exact.exact_stable(beta, gamma),
+            "bound_check": judged.status.value,
+            "bound_note": f"{judged.note}; judged on u_n less its resolution 2ε‖θ_n‖∞/η_n",
+            "max_tensor": window_tensor(tensors, w.start, w.stop),
+        }
+    elif m.any():
+        row["class_reason"] = "(β, γ) outside the theory's domain"
     return PointResult(trace.groups, row, traces)
 
 
@@ -200,7 +244,11 @@ def assess_run(
     return results
 
 
-def points_frame(results: list[PointResult]) -> pd.DataFrame:
-    """points.csv rows of a run's points (schema columns first)."""
+def points_frame(results: list[PointResult], everything: bool = False) -> pd.DataFrame:
+    """points.csv rows of a run's points: the schema's columns and EXTRA_POINT_COLUMNS
+    (empty where unknown), then with ``everything`` the other columns computed."""
     columns = list(POINT_COLUMNS + EXTRA_POINT_COLUMNS)
+    if everything:
+        columns += [c for r in results for c in r.row if c not in columns]
+        columns = list(dict.fromkeys(columns))
     return pd.DataFrame([r.row for r in results], columns=columns)

@@ -341,9 +341,10 @@ class Monitor:
         return pd.concat(frames, ignore_index=True)
 
     def points(self) -> pd.DataFrame:
-        """The measurement of the whole run so far: points.csv's rows (docs/theory.md §9)."""
+        """The measurement of the whole run so far (docs/theory.md §9): points.csv's rows,
+        one per point, with every column computed."""
         self._flush()
-        return points_frame(self._assess())
+        return points_frame(self._assess(), everything=True)
 
     def _assess(self) -> list[Any]:
         if not len(self.history):

@@ -53,7 +53,9 @@ def test_close_writes_a_run_the_store_and_the_report_read(tmp_path: Path) -> Non
     assert (row.torch_beta1, row.torch_beta2) == (0.9, 0.95)
     assert row.exact_stable and row.paper_region == "B+" and row.path == "constant"
     assert row.bound_ratio_max <= 1 + 1e-12  # AdamW: measured against bound + λ‖θ_n‖∞
-    assert row.bound_status in ("within the bound", "within the bound up to rounding")
+    measured = mon.points().iloc[0]  # every column the measurement computed
+    assert measured.bound_check in ("within the bound", "within the bound up to rounding")
+    assert measured.point_id == row.point_id and measured.bound_ratio_max == row.bound_ratio_max
 
     traces = run.read_traces()
     assert set(TRACE_COLUMNS) | {"beta", "gamma", "bound"} <= set(traces.columns)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from monitor_models import regression, train, vanishing
 
+from stabcli.measure import GrowthMonitor, measure_points
 from stabcli.monitor import NoticeKind, StabilityWarning, watch
 from stabcli.theory.exact import exact_rate
 
@@ -125,3 +126,31 @@ def test_log_lines_every_log_every_steps(caplog: pytest.LogCaptureFixture) -> No
     assert len(lines) == 4
     assert all("(β, γ) = (0.999, 0.9)" in line for line in lines)
     assert all(f"n = {n}:" in line for n, line in zip((49, 99, 149, 199), lines, strict=True))
+
+
+@pytest.mark.parametrize("offset", [0, 60], ids=["from-step-0", "watched-late"])
+def test_the_run_is_measured_as_the_measurement_module_measures_it(offset: int) -> None:
+    """points() against stabcli.measure called on the recorded trace directly: the batch
+    measurement from step 0, and the streaming one for a run watched from a later step."""
+    w, opt, step = vanishing(0.8, 0.95)
+    for n in range(offset):
+        step(n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StabilityWarning)
+        with watch(opt, model={"w": w}) as mon:
+            for n in range(offset, 320):
+                step(n)
+    summary, row = mon.summary(), mon.points().iloc[0]
+    assert summary.step.tolist() == list(range(offset, 320))
+    if offset == 0:
+        (direct,) = measure_points([0.8], [0.95], summary.max_update.to_numpy()[None]).points
+        assert row.central_slope == direct.central_slope
+        assert row.bound_ratio_max == direct.bound.ratio_all
+        assert row.power_exponent == direct.power.exponent
+    else:
+        direct = GrowthMonitor(0.8, 0.95)
+        direct.update(offset, summary.max_update.to_numpy())
+        direct = direct.status()
+    assert row.measured_class == direct.measured_class.value == "growing"
+    assert (row.window_start, row.window_stop) == (direct.window.start, direct.window.stop)
+    assert row.rate == pytest.approx(direct.rate.rate, rel=1e-12)
