@@ -48,6 +48,7 @@ def hyperadam_step(
     scratch: Sequence[torch.Tensor] | None = None,
     out_scale: Coef = 1.0,
     ops: TensorOps = SINGLE,
+    bias_corrections: tuple[Coef, Coef] | None = None,
 ) -> torch.Tensor:
     """Advance Adam's moments by one step and return u_t; ∂u_t/∂β_k into ``out[k]``.
 
@@ -70,6 +71,9 @@ def hyperadam_step(
         ∂u/∂β2 = −u/(2 sqrt(v̂) D) · (v_{t−1} − g² + v̂ P2)/(1 − P2 β2)
 
     Coefficients are floats, or (P, 1) tensors over a (P, N) buffer with ``ops=STACKED``.
+    ``bias_corrections``, when given, is (1 − P1 β1, 1 − P2 β2) computed by the caller: the
+    probe engine forms them in float64 and passes them cast to float32, since 1 − P2 β2
+    formed in float32 from β2 near 1 loses up to ~1e-3 of its value to cancellation.
     ``scratch`` holds :data:`HYPERADAM_SCRATCH` tensors shaped like ``grad`` (fresh ones
     when None); the returned u_t is the first of them. ``grad`` is never written.
     """
@@ -91,8 +95,10 @@ def hyperadam_step(
         torch.sub(exp_avg, grad, out=deriv("beta1"))  # m_{t−1} − g, scaled below
     if "beta2" in want:
         torch.addcmul(exp_avg_sq, grad, grad, value=-1.0, out=deriv("beta2"))  # v_{t−1} − g²
-    bc1 = 1.0 - prod1 * beta1
-    bc2 = 1.0 - prod2 * beta2
+    if bias_corrections is None:
+        bc1, bc2 = 1.0 - prod1 * beta1, 1.0 - prod2 * beta2
+    else:
+        bc1, bc2 = bias_corrections
     sqrt_bc2 = bc2**0.5
     coeffs = LevelCoeffs(
         beta=beta2,

@@ -103,6 +103,7 @@ def mada_step(
     out: torch.Tensor | None = None,
     scratch: Sequence[torch.Tensor] | None = None,
     out_scale: Coef = 1.0,
+    bias_corrections: tuple[Coef, Coef] | None = None,
 ) -> torch.Tensor:
     """Advance ``moments`` by one step and return the update direction u_t.
 
@@ -123,7 +124,9 @@ def mada_step(
 
     ``scratch`` holds :data:`MADA_SCRATCH` tensors shaped like ``grad`` to work in (fresh
     ones are allocated when it is None); the returned u_t may be one of them, so use it
-    before the next call. ``grad`` is never written.
+    before the next call. ``grad`` is never written. ``bias_corrections``, when given, is
+    (1 − Π_{j≤t} β1_j, 1 − Π_{j≤t} β2_j) computed by the caller (the probe engine forms them
+    in float64: in float32, 1 − Π β2 near β2 = 1 loses up to ~1e-3 of its value).
     """
     b1, b2, b3, rho, c, omega = q.beta1, q.beta2, q.beta3, q.rho, q.c, q.omega
     mo = moments
@@ -141,8 +144,11 @@ def mada_step(
         assert out is not None
         return out[index[name]]
 
-    bc1 = 1.0 - prod1 * b1  # 1 − Π_{j≤t} β1_j
-    bc2 = 1.0 - prod2 * b2  # 1 − Π_{j≤t} β2_j
+    if bias_corrections is None:
+        bc1 = 1.0 - prod1 * b1  # 1 − Π_{j≤t} β1_j
+        bc2 = 1.0 - prod2 * b2  # 1 − Π_{j≤t} β2_j
+    else:
+        bc1, bc2 = bias_corrections
 
     # Gradient difference and Adan's ĝ = g + β3 d (d_1 = 0: no previous gradient yet).
     if step > 1:

@@ -318,3 +318,8 @@ def _check_optimizer(preset: Preset) -> None:
         raise StabcliError(
             f"{preset.name}: train.hyper_lr needs train.optimizer = 'hyperadam' or 'mada'"
         )
+    if t.optimizer in ("hyperadam", "mada") and t.eps_placement != "torch":
+        # their kernels (stabcli.optim) add ε after the square root, as torch.optim.Adam
+        raise StabcliError(
+            f"{preset.name}: train.optimizer = {t.optimizer!r} needs train.eps_placement = 'torch'"
+        )

@@ -11,6 +11,7 @@ import torch
 
 from stabcli.errors import StabcliError
 from stabcli.probe.config import Preset
+from stabcli.probe.optim import buffers_per_point, trace_columns
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.float32}
 
@@ -104,9 +105,12 @@ def estimate_memory(
 ) -> MemoryEstimate:
     """Memory of a probe of ``preset`` with ``n_params`` parameters per point, from its shapes.
 
-    Per point: θ, g, m, v and two scratch buffers, each (N,); activations kept for the
+    Per point: θ, g and the optimizer's state and scratch, each (N,)
+    (:func:`stabcli.probe.optim.buffers_per_point`: 6 for Adam, 4 + 2k for k-Adam, more for
+    HyperAdam and MADA, which keep ∂θ/∂q per learned coefficient); activations kept for the
     backward pass (a GPT block keeps ~20 (B, T, C) tensors plus its attention internals,
-    the logits 3 (B·T, V)); the per-step records, (S,) each, on the device and the host.
+    the logits 3 (B·T, V)); the per-step records, (S,) each, on the device and the host,
+    with the optimizer's own trace columns (k-Adam's levels, the learned coefficients).
     Shared: the data set on the device, the batch offsets (S, B) and (E, B), and θ_0.
     ``activations`` (elements per point) replaces the GPT/MLP formula for other models.
     """
@@ -118,8 +122,9 @@ def estimate_memory(
         acts = tokens * (m.n_layer * (20 * m.n_embd + 2 * m.n_head * m.block_size) + 3 * vocab)
     else:
         acts = t.batch_size * (m.n_layer * 4 * m.n_embd + 3 * vocab)
-    records = t.steps * (3 * elem + 8 + 4 * 8 + 64)  # device (S,) x 4, host x 4, frames
-    per_point = (6 * n_params + acts) * elem + records
+    columns = len(trace_columns(t))  # device (S,), host (S,) and a frame column each
+    records = t.steps * (3 * elem + 8 + 4 * 8 + 64 + columns * (elem + 16))
+    per_point = (buffers_per_point(t) * n_params + acts) * elem + records
     offsets = (t.steps + t.eval_batches) * t.batch_size * 8
     shared = data_values * 8 + offsets + n_params * elem
     return MemoryEstimate(per_point=per_point, shared=shared)

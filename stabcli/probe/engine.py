@@ -1,10 +1,13 @@
-"""The probe engine: train P (β, γ) points at once and record ‖u_n‖∞ every step.
+"""The probe engine: train P points at once and record ‖u_n‖∞ every step.
 
-All points of a vectorized batch share the initial weights, the data batches and the
-dropout masks, so only (β, γ) differ (docs/theory.md §10). Parameters live in one flat
-(P, N) buffer; the model reads named views of it (:func:`stabcli.probe.models.unflatten`)
-and :class:`stabcli.probe.optim.StackedAdam` updates it with one set of elementwise kernels.
-Records stay on the device and are copied to the host once per block of steps.
+A point is (β, γ), optionally with its own learning rate η and weight decay λ
+(:class:`ProbePoint`). All points of a vectorized batch share the initial weights, the
+data batches and the dropout masks, so only their hyperparameters differ
+(docs/theory.md §10). Parameters live in one flat (P, N) buffer; the model reads named
+views of it (:func:`stabcli.probe.backend.unflatten`) and the preset's optimizer
+(``[train] optimizer``: Adam, k-Adam, HyperAdam or MADA, :mod:`stabcli.probe.optim`)
+updates it with one set of elementwise kernels. Records stay on the device and are copied
+to the host once per block of steps.
 
 :func:`run_batch` trains one vectorized batch of a resolved :class:`ProbeSetup` and is pure
 (its own device and data, resolved from the setup; no callbacks needed), so batches can run
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +29,7 @@ import torch
 
 from stabcli.errors import SettingError, StabcliError
 from stabcli.probe.backend import BatchSource, ModelBackend, SharedDropout, build_model, unflatten
-from stabcli.probe.config import Preset
+from stabcli.probe.config import Preset, TrainConfig
 from stabcli.probe.data import BatchStream
 from stabcli.probe.device import (
     auto_points_per_batch,
@@ -34,7 +38,13 @@ from stabcli.probe.device import (
     resolve_device,
     resolve_dtype,
 )
-from stabcli.probe.optim import StackedAdam, adam_tables
+from stabcli.probe.optim import (
+    PointHypers,
+    check_start,
+    kadam_point_levels,
+    lr_table,
+    make_optimizer,
+)
 from stabcli.probe.records import Records, build_frames, empty_evals
 from stabcli.probe.setup import ProbeSetup, resolve_setup
 from stabcli.theory.domain import HyperPoint
@@ -42,17 +52,62 @@ from stabcli.theory.domain import HyperPoint
 RECORD_BLOCK = 64  # steps between device -> host copies (and on_progress calls)
 
 
+@dataclass(frozen=True)
+class ProbePoint:
+    """One probe point: (β, γ) in the paper's order, optionally with its own η and λ.
+
+    ``run_probes(preset, [ProbePoint(0.999, 0.9, lr=3e-3, weight_decay=0.1)])`` trains
+    ``torch.optim.AdamW(lr=3e-3, betas=(0.9, 0.999), weight_decay=0.1)`` under the preset's
+    schedule and weight-decay mode. A plain (β, γ) pair is a point with the preset's η, λ.
+    """
+
+    beta: float  # β: second-moment decay, PyTorch beta2 (k-Adam: the base pair's)
+    gamma: float  # γ: first-moment decay, PyTorch beta1
+    lr: float | None = None  # η (η0 of the schedule); None: the preset's train.lr
+    weight_decay: float | None = None  # λ; None: the preset's train.weight_decay
+
+
+PointLike = ProbePoint | tuple[float, float]
+
+
 @dataclass
 class ProbeResult:
     """Per-point summaries and per-step traces of a probe, as DataFrames.
 
-    ``summary``: point, beta, gamma, diverged_step (Int64, <NA> if it never diverged),
-    underflow_step (Int64: the first step whose max-update came from a second moment v
-    below the dtype's normal range, where the exact bound, which assumes real arithmetic,
-    no longer applies; <NA> if none), final_loss. ``traces``: point, step, max_update
-    (‖θ_{n+1}−θ_n‖∞/η_n, NaN after divergence), max_tensor, loss, lr (η_n), wd_term
-    (λ‖θ_n‖∞ for decoupled decay, else 0). ``evals``: point, step, test_loss. ``point``
-    indexes the ``points`` given to run_probes (or run_batch).
+    ``summary``, one row per point:
+
+    - ``point``: index into the ``points`` given to run_probes (or run_batch);
+    - ``beta``, ``gamma``: the point's (β, γ), paper order (torch betas = (gamma, beta));
+      for HyperAdam and MADA the starting pair, for k-Adam the base pair of its strategy;
+    - ``lr``, ``weight_decay``: the point's η and λ; only when the points were given as
+      :class:`ProbePoint` (whether or not they override the preset);
+    - ``level_beta``, ``level_gamma``: k-Adam only, the decays (β_i, γ_i) of every level
+      (paper App. P: each strategy gives all k levels the same pair);
+    - ``diverged_step``: Int64, the first step whose loss or max-update was not finite,
+      <NA> if none;
+    - ``underflow_step``: Int64, the first step whose max-update came from a second moment
+      below the dtype's normal range, where the exact bound (which assumes real arithmetic)
+      no longer applies; <NA> if none;
+    - ``final_loss``: training loss at the last step.
+
+    ``traces``, one row per point and step n (point-major):
+
+    - ``point``, ``step``;
+    - ``max_update``: ‖θ_{n+1} − θ_n‖∞/η_n = ‖u_n + λθ_n‖∞ (the λθ_n only under decoupled
+      decay), NaN after divergence;
+    - ``max_tensor``: name of the parameter tensor that held it;
+    - ``loss``: training loss at step n; ``lr``: η_n; ``wd_term``: λ‖θ_n‖∞ under decoupled
+      decay (the part of the measured step that is not u_n), else 0;
+    - k-Adam: ``max_update_l1`` .. ``max_update_lk``, ‖u_n^{(i)}‖∞ of each level i before
+      λθ_n (docs/theory.md §6: each obeys the exact bound of its (β_i, γ_i));
+    - HyperAdam: ``beta``, ``gamma``, the (β_n, γ_n) that made step n (learned per point;
+      docs/theory.md §5: ``max_update − wd_term`` obeys
+      :func:`stabcli.theory.path.path_bound` along them);
+    - MADA: ``beta``, ``gamma``, ``beta3``, ``rho``, ``c``, ``omega``, its coefficients q of
+      step n (docs/theory.md §7).
+
+    Learned coefficients and level maxima read NaN after divergence, like ``max_update``.
+    ``evals``: point, step, test_loss, and test_accuracy for classifiers.
     """
 
     summary: pd.DataFrame
@@ -79,36 +134,86 @@ def dropout_seed(seed: int, n: int) -> int:
     return (seed * 1_000_003 + n + 1) % 2**64
 
 
-def check_points(points: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """(β, γ) in the paper's order -> two float64 arrays, each point validated by
-    :class:`~stabcli.theory.domain.HyperPoint` (the one place β and γ are range-checked)."""
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise StabcliError(f"a point's {what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def check_points(points: Sequence[PointLike], train: TrainConfig) -> PointHypers:
+    """Points -> their hyperparameters as (P,) float64 arrays, validated.
+
+    (β, γ) by :class:`~stabcli.theory.domain.HyperPoint` (the one place β and γ are
+    range-checked); η > 0 and λ >= 0, defaulting to the preset's; a nonzero λ needs the
+    preset's weight decay mode (coupled or decoupled); the preset's optimizer must be able
+    to start from every point (:func:`stabcli.probe.optim.check_start`).
+    """
     if len(points) == 0:
         raise StabcliError("no (β, γ) points to probe")
     try:
-        valid = [HyperPoint(float(b), float(g)) for b, g in points]
+        given = [p if isinstance(p, ProbePoint) else ProbePoint(*p) for p in points]
+        valid = [HyperPoint(float(p.beta), float(p.gamma)) for p in given]
     except (TypeError, ValueError):
-        raise StabcliError("points must be (β, γ) pairs of numbers") from None
-    beta = np.array([p.beta for p in valid], dtype=np.float64)
-    gamma = np.array([p.gamma for p in valid], dtype=np.float64)
-    return beta, gamma
+        raise StabcliError("points must be (β, γ) pairs of numbers or ProbePoints") from None
+    lr = [train.lr if p.lr is None else _number(p.lr, "lr") for p in given]
+    wd = [
+        train.weight_decay if p.weight_decay is None else _number(p.weight_decay, "weight_decay")
+        for p in given
+    ]
+    if min(lr) <= 0.0:
+        raise StabcliError(f"a point's lr must be > 0, got {min(lr)!r}")
+    if min(wd) < 0.0:
+        raise StabcliError(f"a point's weight_decay must be >= 0, got {min(wd)!r}")
+    if train.weight_decay_mode == "none" and max(wd) > 0.0:
+        raise StabcliError(
+            "a point has weight_decay > 0 but the preset's train.weight_decay_mode is 'none'; "
+            "set it to 'coupled' (Adam) or 'decoupled' (AdamW)"
+        )
+    hypers = PointHypers(
+        beta=np.array([p.beta for p in valid], dtype=np.float64),
+        gamma=np.array([p.gamma for p in valid], dtype=np.float64),
+        lr=np.array(lr, dtype=np.float64),
+        weight_decay=np.array(wd, dtype=np.float64),
+    )
+    check_start(train, hypers.beta, hypers.gamma)
+    return hypers
+
+
+def _point_columns(points: Sequence[PointLike], train: TrainConfig, hypers: PointHypers):
+    """The summary's optional per-point columns (see :class:`ProbeResult`)."""
+    columns: dict[str, np.ndarray] = {}
+    if any(isinstance(p, ProbePoint) for p in points):
+        columns["lr"] = hypers.lr
+        columns["weight_decay"] = hypers.weight_decay
+    if train.optimizer == "kadam":
+        level_beta, level_gamma = kadam_point_levels(train, hypers.beta, hypers.gamma)[0]
+        columns["level_beta"] = level_beta
+        columns["level_gamma"] = level_gamma
+    return columns
 
 
 def run_batch(
     setup: ProbeSetup,
-    points: Sequence[tuple[float, float]],
+    points: Sequence[PointLike],
     *,
     device: str | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> ProbeResult:
-    """Train every (β, γ) of ``points`` together, in one vectorized program.
+    """Train every point of ``points`` together, in one vectorized program.
+
+    A point is a (β, γ) pair (paper order; torch betas = (γ, β)) or a :class:`ProbePoint`
+    with its own η (``lr``, η0 of the preset's schedule: warm-up and cosine decay to
+    η · min_lr/lr, or App. O's annealing) and λ (``weight_decay``, under the preset's
+    weight-decay mode); what it leaves out comes from the preset. The preset's
+    ``[train] optimizer`` (with ``k``, ``strategy``, ``hyper_lr``) trains them all.
 
     Pure: it resolves its device (``device``, else the setup's) and reads its data by
     content here (:meth:`ProbeSetup.dataset`), so it can run in another process.
     ``on_progress`` gets the number of point-steps done since its last call.
     """
     start = time.perf_counter()
-    beta, gamma = check_points(points)
     preset = setup.preset
+    hypers = check_points(points, preset.train)
     dev = resolve_device(device if device is not None else setup.device)
     dtype, autocast = resolve_dtype(preset, dev)
     data = setup.dataset()
@@ -116,47 +221,55 @@ def run_batch(
     stream = model.stream(dev, dtype) if model.stream else BatchStream(data, preset, dev, dtype)
     theta0 = model.initial().to(device=dev, dtype=dtype)  # (N,) shared initial weights
     with flush_denormals(dev):
-        rec = _train_batch(preset, model, stream, theta0, beta, gamma, autocast, on_progress)
-    summary, traces, evals = build_frames(rec, np.arange(len(beta)), beta, gamma, model.specs)
+        rec = _train_batch(preset, model, stream, theta0, hypers, autocast, on_progress)
+    summary, traces, evals = build_frames(
+        rec,
+        np.arange(len(hypers)),
+        hypers.beta,
+        hypers.gamma,
+        model.specs,
+        _point_columns(points, preset.train, hypers),
+    )
     seconds = time.perf_counter() - start
-    return ProbeResult(summary, traces, evals, dev.type, preset.train.dtype, len(beta), seconds)
+    return ProbeResult(summary, traces, evals, dev.type, preset.train.dtype, len(hypers), seconds)
 
 
 def run_probes(
     probe: Preset | ProbeSetup,
-    points: Sequence[tuple[float, float]],
+    points: Sequence[PointLike],
     *,
     device: str | None = None,
     points_per_batch: int | None = None,
     on_batch: Callable[[ProbeResult], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> ProbeResult:
-    """Train a preset (or a resolved setup) at every (β, γ) of ``points`` (paper order;
-    torch betas=(γ, β)).
+    """Train a preset (or a resolved setup) at every point of ``points``: (β, γ) pairs
+    (paper order; torch betas=(γ, β)) or :class:`ProbePoint` with their own η and λ
+    (see :func:`run_batch`).
 
     Points are run in vectorized batches of ``points_per_batch`` (default: from half the
     device's free memory); ``on_batch`` gets each batch's result, ``on_progress`` the
     number of point-steps done since its last call. ``device`` resolves a preset (a setup
-    is already resolved).
+    is already resolved). Every point is validated before the first batch runs.
     """
     start = time.perf_counter()
     setup = probe if isinstance(probe, ProbeSetup) else resolve_setup(probe, device)
-    beta, gamma = check_points(points)
+    points = list(points)
+    n_points = len(check_points(points, setup.preset.train))
     dev = resolve_device(setup.device)
     memory = setup.memory(dev)
     if points_per_batch is None:
-        ppb = auto_points_per_batch(memory, dev, len(beta))
+        ppb = auto_points_per_batch(memory, dev, n_points)
     elif type(points_per_batch) is int and points_per_batch >= 1:
-        ppb = min(points_per_batch, len(beta))
+        ppb = min(points_per_batch, n_points)
         check_memory(memory, dev, setup.preset, ppb)
     else:
         raise SettingError(
             "{points_per_batch} must be a positive integer, not {got!r}", got=points_per_batch
         )
     parts: list[ProbeResult] = []
-    for lo in range(0, len(beta), ppb):
-        chunk = list(zip(beta[lo : lo + ppb].tolist(), gamma[lo : lo + ppb].tolist(), strict=True))
-        part = run_batch(setup, chunk, on_progress=on_progress).offset(lo)
+    for lo in range(0, n_points, ppb):
+        part = run_batch(setup, points[lo : lo + ppb], on_progress=on_progress).offset(lo)
         if on_batch is not None:
             on_batch(part)
         parts.append(part)
@@ -181,26 +294,26 @@ def _train_batch(
     model: ModelBackend,
     stream: BatchSource,
     theta0: torch.Tensor,
-    beta: np.ndarray,
-    gamma: np.ndarray,
+    hypers: PointHypers,
     autocast: bool,
     on_progress: Callable[[int], None] | None,
 ) -> Records:
     """Train one vectorized batch of points; returns host-side records."""
     t = preset.train
-    n_pt, steps, dev = len(beta), t.steps, theta0.device
+    n_pt, steps, dev = len(hypers), t.steps, theta0.device
     flat = theta0.expand(n_pt, -1).clone().requires_grad_(True)  # (P, N) leaf
-    tables = adam_tables(t, beta, gamma, dev, flat.dtype)
-    opt = StackedAdam(flat, beta, gamma, t, tables)
+    lr_host = lr_table(t, hypers.beta, hypers.gamma, hypers.lr)  # (S, P)
+    opt = make_optimizer(t, flat, hypers, lr_host)
     specs, loss_fn = model.specs, model.loss
     gen = torch.Generator(device=dev) if preset.model.uses_dropout else None
     drop = SharedDropout(preset.model.dropout, gen)
     no_drop = SharedDropout(0.0, None)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
 
-    rec = Records.allocate(steps, n_pt, flat.dtype, dev, lr=tables.lr_host, eval_every=t.eval_every)
+    rec = Records.allocate(
+        steps, n_pt, flat.dtype, dev, lr=lr_host, eval_every=t.eval_every, columns=opt.columns
+    )
     alive = torch.ones(n_pt, dtype=torch.bool, device=dev)  # (P,)
-    tiny = torch.finfo(opt.v.dtype).tiny  # smallest normal number of the state's dtype
 
     def evaluate(n: int) -> None:
         with torch.no_grad(), amp:
@@ -226,16 +339,11 @@ def _train_batch(
         losses.sum().backward()  # points are independent: each gets its own gradient
         losses = losses.detach()
         assert flat.grad is not None
-        max_update, argmax, wd_norm, new_alive = opt.step(n, flat, flat.grad, losses, alive)
-        # The exact bound holds in real arithmetic. In float32, the second moment v of a
-        # parameter whose gradient has vanished decays by β per step below float32's normal
-        # range (1.2e-38; CPU flush-to-zero makes it 0 at once), while m still holds the
-        # old gradient: m / (sqrt(v) + ε) then explodes (to ~1e27 with ε = 1e-30) past the
-        # bound. torch.optim.Adam does the same; record the step (one gather per point).
-        v_at_max = opt.v.gather(1, argmax[:, None])[:, 0]  # (P,)
-        underflow = (v_at_max < tiny) & (max_update > 0)  # (P,)
-        rec.store_step(n, alive, new_alive, max_update, argmax, losses, wd_norm, underflow)
-        alive = new_alive
+        st = opt.step(n, flat, flat.grad, losses, alive)
+        rec.store_step(
+            n, alive, st.alive, st.max_update, st.argmax, losses, st.wd_term, st.underflow, st.extra
+        )
+        alive = st.alive
         if n + 1 - flushed == RECORD_BLOCK or n == steps - 1:
             rec.flush(flushed, n + 1)
             if on_progress is not None:

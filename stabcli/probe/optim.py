@@ -1,7 +1,20 @@
-"""Adam/AdamW over P stacked points, as one set of elementwise operations.
+"""Stacked optimizers: P points' optimizer state over one flat (P, N) parameter buffer.
 
-Update rule (docs/theory.md §1; paper Section 2), for each point with its own
-(β, γ) — β decays the second moment (PyTorch ``beta2``), γ the first (``beta1``):
+The engine knows an optimizer through :class:`StackedOptimizer`: built from the flat
+parameters and the points' hyperparameters (:class:`PointHypers`), it performs step n for
+every point with a fixed number of elementwise kernels and returns per-point statistics
+(:class:`StepStats`), all on the device: no value goes back to the host. The update math
+is the public optimizers' own kernels (:mod:`stabcli.optim`), driven with per-point (P, 1)
+coefficient tensors, so each rule is written once:
+
+- ``adam`` (:class:`StackedAdam`) and ``kadam`` (:class:`StackedKAdam`):
+  :func:`stabcli.optim.kernels.kadam_direction`, docs/theory.md §1 and §6;
+- ``hyperadam`` (:class:`StackedHyperAdam`): :func:`stabcli.optim.hyperadam.hyperadam_step`;
+- ``mada`` (:class:`StackedMADA`): :func:`stabcli.optim.mada_kernel.mada_step`; both learn
+  their coefficients per point by one-step hyper-gradients (docs/theory.md §7).
+
+For each point with its own (β, γ), β decaying the second moment (PyTorch ``beta2``) and
+γ the first (``beta1``), Adam's step is (paper Section 2; docs/theory.md §1)::
 
     g_n ← g_n + λ θ_n                                   (coupled weight decay only)
     m_n = γ m_{n−1} + (1−γ) g_n,     v_n = β v_{n−1} + (1−β) g_n²
@@ -10,138 +23,677 @@ Update rule (docs/theory.md §1; paper Section 2), for each point with its own
 
 ε placement: ``"paper"`` uses ε' = ε; ``"torch"`` adds ε after bias-correcting sqrt(v), as
 ``torch.optim.Adam``, which is ε' = ε · sqrt(1−β^{n+1}). The recorded max-update is
-‖u_n + λθ_n‖∞ = ‖θ_{n+1} − θ_n‖∞ / η_n, computed before it is applied.
+‖u_n + λθ_n‖∞ = ‖θ_{n+1} − θ_n‖∞ / η_n, computed before it is applied. η and λ are per
+point (a grid of learning rates and weight decays trains as points, like β and γ).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
+from torch import Tensor
 
+from stabcli.errors import StabcliError
+from stabcli.optim.hyperadam import HYPERADAM_SCRATCH, HyperAdam, hyperadam_step
+from stabcli.optim.hypergrad import Coefficient, parse_bounds, parse_hyper_lr
+from stabcli.optim.kadam import resolve_level_betas
+from stabcli.optim.kernels import STACKED, LevelCoeffs, kadam_direction
+from stabcli.optim.mada import MADA
+from stabcli.optim.mada_kernel import (
+    MADA_COEFFICIENTS,
+    MADA_SCRATCH,
+    MadaCoefficients,
+    MadaMoments,
+    mada_step,
+)
 from stabcli.probe.config import TrainConfig
 from stabcli.theory.paper import annealed_lr
 from stabcli.theory.update import bias_correction, one_minus_power
 
+#: MADA's coefficients at the start of a probe: Adam's vertex (β3 = 0, ρ = c = ω = 1), the
+#: public optimizer's defaults; the point gives (β1, β2) = (γ, β).
+MADA_START = {"beta3": 0.0, "rho": 1.0, "c": 1.0, "omega": 1.0}
+#: Lion's fixed betas inside MADA (the public optimizer's default).
+LION_BETAS = (0.9, 0.99)
 
-def lr_table(train: TrainConfig, beta: np.ndarray, gamma: np.ndarray) -> np.ndarray:
-    """η_n for every step and point, (S, P) float64.
+
+@dataclass(frozen=True)
+class PointHypers:
+    """The hyperparameters of a batch's P points, each a (P,) float64 array on the host."""
+
+    beta: np.ndarray  # β: second-moment decay (PyTorch beta2); k-Adam: the base pair's
+    gamma: np.ndarray  # γ: first-moment decay (PyTorch beta1)
+    lr: np.ndarray  # η (η0 of a schedule)
+    weight_decay: np.ndarray  # λ (0 where the preset has no weight decay)
+
+    def __len__(self) -> int:
+        return len(self.beta)
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """What one step of P points returns, every tensor on the device."""
+
+    max_update: Tensor  # (P,) ‖u_n (+λθ_n)‖∞, the measured step over η_n; NaN propagates
+    argmax: Tensor  # (P,) flat index of the parameter that held it
+    wd_term: Tensor | None  # (P,) λ‖θ_n‖∞ under decoupled decay (the step's non-u part)
+    alive: Tensor  # (P,) bool: finite so far; a point that is not is frozen from now on
+    underflow: Tensor  # (P,) bool: the max came from a second moment below the normal range
+    extra: Tensor | None  # (C, P) the optimizer's own trace columns (StackedOptimizer.columns)
+
+
+class StackedOptimizer(Protocol):
+    """An optimizer over P stacked points (the engine's seam).
+
+    ``columns`` names the rows of :attr:`StepStats.extra` that every step records
+    (empty for Adam). ``step`` updates ``flat`` (P, N) in place for step n = 0, 1, ...
+    from ``grad`` (P, N) and the points' losses (P,); ``alive`` (P,) is the mask before
+    the step. A point whose loss or update is not finite is frozen: its parameters keep
+    their values (no NaN reaches them) and it stays dead afterwards.
+    """
+
+    columns: tuple[str, ...]
+
+    def step(
+        self, n: int, flat: Tensor, grad: Tensor, loss: Tensor, alive: Tensor
+    ) -> StepStats: ...
+
+
+# --- learning rates ------------------------------------------------------------------------
+
+
+def lr_table(
+    train: TrainConfig, beta: np.ndarray, gamma: np.ndarray, lr: np.ndarray | None = None
+) -> np.ndarray:
+    """η_n for every step and point, (S, P) float64; ``lr`` (P,) is each point's η
+    (default: the preset's).
 
     ``constant``: η. ``cosine``: nanoGPT's linear warm-up to η, then cosine decay to
-    ``min_lr`` at the last step (paper App. H, Figure 3). ``anneal``: paper App. O eq. (15),
-    η_n = η0 · exp(−n|C|/2) for points in B− (:func:`stabcli.theory.paper.annealed_lr`).
+    η · min_lr/lr at the last step (paper App. H, Figure 3: the preset's floor, scaled with
+    a point's own η). ``anneal``: paper App. O eq. (15), η_n = η · exp(−n|C|/2) for points
+    in B− (:func:`stabcli.theory.paper.annealed_lr`).
     """
+    eta = np.full(len(beta), train.lr) if lr is None else np.asarray(lr, dtype=np.float64)
     n = np.arange(train.steps, dtype=np.float64)[:, None]  # (S, 1)
-    ones = np.ones((1, len(beta)))
     if train.schedule == "constant":
-        return train.lr * np.ones_like(n) * ones
+        return np.ones_like(n) * eta[None, :]
     if train.schedule == "anneal":
         steps = np.arange(train.steps)
-        points = zip(beta.tolist(), gamma.tolist(), strict=True)
-        return np.stack([annealed_lr(train.lr, b, g, steps) for b, g in points], axis=1)
+        points = zip(eta.tolist(), beta.tolist(), gamma.tolist(), strict=True)
+        return np.stack([annealed_lr(e, b, g, steps) for e, b, g in points], axis=1)
+    floor = train.min_lr * (eta / train.lr)[None, :]  # (1, P): min_lr where η is the preset's
     warm = max(train.warmup_steps, 0)
     span = max(train.steps - 1 - warm, 1)
-    progress = np.clip((n - warm) / span, 0.0, 1.0)
-    cosine = train.min_lr + 0.5 * (1.0 + np.cos(math.pi * progress)) * (train.lr - train.min_lr)
-    warmup = train.lr * (n + 1) / (warm + 1)
-    return np.where(n < warm, warmup, cosine) * ones
+    progress = np.clip((n - warm) / span, 0.0, 1.0)  # (S, 1)
+    cosine = floor + 0.5 * (1.0 + np.cos(math.pi * progress)) * (eta[None, :] - floor)
+    warmup = eta[None, :] * (n + 1) / (warm + 1)
+    return np.where(n < warm, warmup, cosine)  # (S, P)
+
+
+def _device(a: np.ndarray, device: torch.device, dtype: torch.dtype) -> Tensor:
+    return torch.as_tensor(a, device=device).to(dtype)
+
+
+# --- Adam and k-Adam ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LevelTable:
+    """One level's decays for P points and its per-step scalars, on the device."""
+
+    beta: Tensor  # (P, 1) β_i
+    one_minus_beta: Tensor  # (P, 1) 1 − β_i (formed in float64, then cast)
+    one_minus_gamma: Tensor  # (P, 1) 1 − γ_i
+    corr: Tensor  # (S, P) corr_n = sqrt(1−β_i^{n+1}) / (1−γ_i^{n+1})
+    eps: Tensor  # (S, P) ε' (depends on the ε placement)
+
+    @classmethod
+    def build(
+        cls,
+        train: TrainConfig,
+        beta: np.ndarray,
+        gamma: np.ndarray,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> LevelTable:
+        """Tables for decays (β, γ) = (beta[p], gamma[p]), from the theory's closed forms."""
+        steps = np.arange(train.steps)
+        points = list(zip(beta.tolist(), gamma.tolist(), strict=True))
+        corr = np.stack([bias_correction(b, g, steps) for b, g in points], axis=1)  # (S, P)
+        bc2 = np.stack([one_minus_power(b, steps) for b, _ in points], axis=1)  # 1 − β^{n+1}
+        eps = train.eps * (np.sqrt(bc2) if train.eps_placement == "torch" else np.ones_like(bc2))
+
+        def col(a: np.ndarray) -> Tensor:
+            return _device(a, device, dtype)[:, None]  # (P, 1)
+
+        return cls(
+            beta=col(beta),
+            one_minus_beta=col(1.0 - beta),
+            one_minus_gamma=col(1.0 - gamma),
+            corr=_device(corr, device, dtype),
+            eps=_device(eps, device, dtype),
+        )
+
+    def coeffs(self, n: int) -> LevelCoeffs:
+        """The kernel's coefficients at step n, each (P, 1)."""
+        return LevelCoeffs(
+            beta=self.beta,
+            one_minus_beta=self.one_minus_beta,
+            one_minus_gamma=self.one_minus_gamma,
+            corr=self.corr[n][:, None],
+            eps=self.eps[n][:, None],
+        )
 
 
 @dataclass
 class AdamTables:
-    """Per-step, per-point scalars of the update, precomputed on the device: each (S, P)."""
+    """Per-step, per-point scalars of Adam's update, precomputed on the device: each (S, P)."""
 
-    lr: torch.Tensor  # η_n
+    lr: Tensor  # η_n
     lr_host: np.ndarray  # η_n in float64 on the host, for the traces
-    corr: torch.Tensor  # corr_n = sqrt(1−β^{n+1}) / (1−γ^{n+1})
-    eps: torch.Tensor  # ε' (depends on the ε placement)
+    corr: Tensor  # corr_n = sqrt(1−β^{n+1}) / (1−γ^{n+1})
+    eps: Tensor  # ε' (depends on the ε placement)
 
 
 def adam_tables(
-    train: TrainConfig, beta: np.ndarray, gamma: np.ndarray, device: torch.device, dtype
+    train: TrainConfig,
+    beta: np.ndarray,
+    gamma: np.ndarray,
+    device: torch.device,
+    dtype: torch.dtype,
+    lr: np.ndarray | None = None,
 ) -> AdamTables:
-    """Build :class:`AdamTables` for points (β, γ) = (beta[i], gamma[i])."""
-    steps = np.arange(train.steps)
-    # (S, P) columns of corr_n and 1 − β^{n+1}, from the theory's closed forms
-    points = list(zip(beta.tolist(), gamma.tolist(), strict=True))
-    corr = np.stack([bias_correction(b, g, steps) for b, g in points], axis=1)
-    bc2 = np.stack([one_minus_power(b, steps) for b, _ in points], axis=1)
-    eps = train.eps * (np.sqrt(bc2) if train.eps_placement == "torch" else np.ones_like(bc2))
-    lr = lr_table(train, beta, gamma)
-
-    def dev(a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(a, device=device).to(dtype)
-
-    return AdamTables(lr=dev(lr), lr_host=lr, corr=dev(corr), eps=dev(eps))
+    """Build :class:`AdamTables` for points (β, γ) = (beta[i], gamma[i]) with η = lr[i]."""
+    level = LevelTable.build(train, beta, gamma, device, dtype)
+    eta = lr_table(train, beta, gamma, lr)
+    return AdamTables(lr=_device(eta, device, dtype), lr_host=eta, corr=level.corr, eps=level.eps)
 
 
-class StackedAdam:
-    """Adam state for P points over a flat (P, N) parameter buffer.
+def kadam_point_levels(
+    train: TrainConfig, beta: np.ndarray, gamma: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k-Adam's per-level (β_i, γ_i) of every point, as k pairs of (P,) arrays.
 
-    ``step`` performs one update for all points with a handful of elementwise kernels;
-    it returns the per-point max-update, the flat index that held it, and the updated
-    alive mask, all on the device (no host synchronisation).
+    Each point's (β, γ) is the base pair, and its levels are derived exactly as
+    :class:`stabcli.optim.KAdam` derives them from ``base_betas = (γ, β)`` with the preset's
+    ``k`` and ``strategy`` (paper App. P; :func:`stabcli.optim.kadam.resolve_level_betas`).
+    """
+    per_point = [
+        resolve_level_betas(
+            {"betas": None, "base_betas": (g, b), "k": train.k, "strategy": train.strategy}
+        )
+        for b, g in zip(beta.tolist(), gamma.tolist(), strict=True)
+    ]
+    return [
+        (
+            np.array([levels[i][1] for levels in per_point]),  # β_i = torch beta2
+            np.array([levels[i][0] for levels in per_point]),  # γ_i = torch beta1
+        )
+        for i in range(train.k)
+    ]
+
+
+def _wd_operand(
+    weight_decay: np.ndarray, device: torch.device, dtype: torch.dtype
+) -> float | Tensor:
+    """λ as the kernels take it: a float when every point shares it (one fused kernel), else
+    a (P, 1) tensor."""
+    if np.all(weight_decay == weight_decay[0]):
+        return float(weight_decay[0])
+    return _device(weight_decay, device, dtype)[:, None]
+
+
+class _Stacked:
+    """Buffers and bookkeeping shared by the stacked optimizers."""
+
+    columns: tuple[str, ...] = ()
+
+    def __init__(
+        self, flat: Tensor, train: TrainConfig, lr: Tensor, weight_decay: np.ndarray
+    ) -> None:
+        self.dtype = flat.dtype  # float32 even under bf16 autocast
+        self.lr = lr  # (S, P) η_n
+        self.mode = train.weight_decay_mode
+        use_wd = self.mode != "none" and bool(np.any(weight_decay != 0.0))
+        self.wd: float | Tensor = (
+            _wd_operand(weight_decay, flat.device, flat.dtype) if use_wd else 0.0
+        )
+        self.decoupled = self.mode == "decoupled"
+        self.tiny = torch.finfo(self.dtype).tiny  # smallest normal number of the state's dtype
+
+    def _grad(self, grad: Tensor) -> Tensor:
+        return grad if grad.dtype == self.dtype else grad.to(self.dtype)
+
+    def _wd_term(self, flat: Tensor, scratch: Tensor) -> Tensor | None:
+        """λ‖θ_n‖∞ (P,) under decoupled decay, before θ moves; None otherwise."""
+        if not (self.decoupled and _nonzero(self.wd)):
+            return None
+        norm = torch.abs(flat, out=scratch).amax(dim=1)  # (P,) ‖θ_n‖∞
+        return norm * (self.wd[:, 0] if isinstance(self.wd, Tensor) else self.wd)
+
+    def _apply(
+        self,
+        n: int,
+        flat: Tensor,
+        u: Tensor,
+        scratch: Tensor,
+        loss: Tensor,
+        alive: Tensor,
+        moments: Sequence[Tensor],
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Measure the step u (P, N) and take it: θ ← θ − η_n u for the live points.
+
+        Returns (max_update, argmax, alive, underflow), each (P,). ``u`` and ``scratch`` are
+        overwritten. The exact bound holds in real arithmetic; in float32, the second moment
+        of a parameter whose gradient has vanished decays below the normal range (CPU
+        flush-to-zero makes it 0 at once) while m still holds the old gradient, and
+        m / (sqrt(v) + ε) then explodes past the bound. ``underflow`` marks points whose max
+        sits where one of ``moments`` (second moments, (P, N)) is below the normal range.
+        """
+        torch.abs(u, out=scratch)
+        max_update, argmax = scratch.max(dim=1)  # (P,), (P,); NaN and inf propagate
+        alive = alive & torch.isfinite(loss) & torch.isfinite(max_update)
+        u.mul_(self.lr[n][:, None])  # η_n (u_n + λθ_n)
+        u.masked_fill_(~alive[:, None], 0.0)  # frozen points: no step, no NaN
+        flat.sub_(u)
+        at = argmax[:, None]  # (P, 1)
+        low = [v.gather(1, at)[:, 0] < self.tiny for v in moments]  # (P,) each
+        underflow = low[0] if len(low) == 1 else torch.stack(low).any(dim=0)
+        return max_update, argmax, alive, underflow & (max_update > 0)
+
+
+def _nonzero(wd: float | Tensor) -> bool:
+    return isinstance(wd, Tensor) or wd != 0.0
+
+
+class StackedKAdam(_Stacked):
+    """k-Adam for P points (paper Section 4.2, App. R; docs/theory.md §6), one level table
+    per level: u^{(0)} = g (+λθ coupled), u^{(i)} = A_{γ_i,β_i}(u^{(i−1)}), step by
+    u^{(k)} (+λθ decoupled), through :func:`stabcli.optim.kernels.kadam_direction`.
+
+    With ``record_levels`` every step records ‖u^{(i)}‖∞ of each level (before λθ), the
+    trace columns ``max_update_l1`` .. ``max_update_lk``: each level obeys its own exact
+    bound (App. S). State: m^{(i)}, v^{(i)} (P, N) per level, and two (P, N) scratch buffers.
     """
 
     def __init__(
         self,
-        flat: torch.Tensor,
+        flat: Tensor,
+        levels: Sequence[LevelTable],
+        lr: Tensor,
+        train: TrainConfig,
+        weight_decay: np.ndarray,
+        record_levels: bool = True,
+    ) -> None:
+        super().__init__(flat, train, lr, weight_decay)
+        self.levels = list(levels)
+        self.m = [torch.zeros_like(flat, dtype=self.dtype) for _ in levels]  # (P, N) each
+        self.v = [torch.zeros_like(flat, dtype=self.dtype) for _ in levels]  # (P, N) each
+        self.tmp = torch.empty_like(self.m[0])  # (P, N) scratch: g², then u_n
+        self.tmp_abs = torch.empty_like(self.m[0])  # (P, N) scratch: |u_n|
+        self.record_levels = record_levels
+        if record_levels:
+            self.columns = tuple(f"max_update_l{i}" for i in range(1, len(levels) + 1))
+
+    @torch.no_grad()
+    def step(self, n: int, flat: Tensor, grad: Tensor, loss: Tensor, alive: Tensor) -> StepStats:
+        """One step for all points; see :class:`StackedOptimizer`."""
+        u, a = self.tmp, self.tmp_abs
+        wd_term = self._wd_term(flat, a)
+        level_max: list[Tensor] | None = [] if self.record_levels else None
+        kadam_direction(
+            STACKED,
+            self._grad(grad),
+            self.m,
+            self.v,
+            [level.coeffs(n) for level in self.levels],
+            u,
+            theta=flat,
+            weight_decay=self.wd,
+            decoupled=self.decoupled,
+            level_max=level_max,
+        )
+        max_update, argmax, new_alive, underflow = self._apply(n, flat, u, a, loss, alive, self.v)
+        extra = torch.stack(level_max) if level_max else None  # (k, P)
+        return StepStats(max_update, argmax, wd_term, new_alive, underflow, extra)
+
+
+class StackedAdam(StackedKAdam):
+    """Adam/AdamW for P points: k-Adam's kernel with one level and no level columns."""
+
+    def __init__(
+        self,
+        flat: Tensor,
         beta: np.ndarray,
         gamma: np.ndarray,
         train: TrainConfig,
         tables: AdamTables,
-    ):
-        state_dtype = flat.dtype  # float32 even under bf16 autocast
-        self.m = torch.zeros(flat.shape, dtype=state_dtype, device=flat.device)  # (P, N)
-        self.v = torch.zeros_like(self.m)  # (P, N)
-        self.tmp = torch.empty_like(self.m)  # (P, N) scratch: g², then u_n
-        self.tmp_abs = torch.empty_like(self.m)  # (P, N) scratch: |u_n|
-        self.one_minus_gamma = torch.as_tensor(1.0 - gamma, device=flat.device).to(state_dtype)
-        self.one_minus_beta = torch.as_tensor(1.0 - beta, device=flat.device).to(state_dtype)
-        self.one_minus_gamma = self.one_minus_gamma[:, None]  # (P, 1)
-        self.one_minus_beta = self.one_minus_beta[:, None]  # (P, 1)
-        self.mode = train.weight_decay_mode
-        self.wd = train.weight_decay if self.mode != "none" else 0.0
-        self.tables = tables
+        weight_decay: np.ndarray | None = None,
+    ) -> None:
+        dev, dtype = flat.device, flat.dtype
+        level = LevelTable(
+            beta=_device(beta, dev, dtype)[:, None],
+            one_minus_beta=_device(1.0 - beta, dev, dtype)[:, None],
+            one_minus_gamma=_device(1.0 - gamma, dev, dtype)[:, None],
+            corr=tables.corr,
+            eps=tables.eps,
+        )
+        wd = np.full(len(beta), train.weight_decay) if weight_decay is None else weight_decay
+        super().__init__(flat, [level], tables.lr, train, wd, record_levels=False)
+
+
+# --- optimizers that learn their coefficients -------------------------------------------------
+
+
+class _StackedHyper(_Stacked):
+    """Per-point coefficients q learned by one-step hyper-gradients (MADA paper, Section 3,
+    eq. (4); :mod:`stabcli.optim.hypergrad`), for P points at once and without a host sync.
+
+    As the public optimizers (Chandra et al.'s order): at step n ≥ 1, first
+    q ← Π_D[q − κ ⊙ h] with h_p = ⟨g_n, ∂θ_n/∂q⟩ over point p's parameters (where h is not
+    finite, q stays), then the step with the new q, which also writes ∂θ_{n+1}/∂q =
+    −η_n ∂u_n/∂q for the next step. q is kept in float64 (κh can be far below float32's
+    resolution near 1); each step uses q rounded to the parameters' dtype, and the bias
+    corrections 1 − Π_{j≤n} β_j are formed in float64 from those rounded values, so they
+    are the exact total weights of the decays actually applied (docs/theory.md §5).
+    Subclasses name their :attr:`coefficients` and implement :meth:`_direction`.
+    """
+
+    coefficients: tuple[Coefficient, ...] = ()
+    scratch_count = 0
+    abs_slot = 0  # a scratch slot that is free once the kernel has returned
+
+    def __init__(
+        self,
+        flat: Tensor,
+        train: TrainConfig,
+        lr: Tensor,
+        hypers: PointHypers,
+        start: dict[str, np.ndarray],
+    ) -> None:
+        super().__init__(flat, train, lr, hypers.weight_decay)
+        self.eps = train.eps  # ε, after the square root as torch.optim.Adam (config enforces it)
+        dev, n_pt = flat.device, flat.shape[0]
+        names = [c.name for c in self.coefficients]
+        rates = parse_hyper_lr(hyper_rates(train, self.coefficients), self.coefficients)
+        bounds = parse_bounds(None, self.coefficients)
+        self.learned = [name for name in names if rates[name] > 0.0]
+        rows = [names.index(name) for name in self.learned]
+        f64 = torch.float64
+
+        def col(values: list[float]) -> Tensor:
+            return torch.tensor(values, dtype=f64, device=dev)[:, None]  # (K, 1)
+
+        self.rows = torch.tensor(rows, dtype=torch.int64, device=dev)  # (K,)
+        self.kappa = col([rates[name] for name in self.learned])  # (K, 1) κ
+        self.low = col([bounds[name][0] for name in self.learned])  # (K, 1)
+        self.high = col([bounds[name][1] for name in self.learned])  # (K, 1)
+        # (C, P) float64: the coefficients in the optimizer's order
+        self.q = torch.stack([torch.as_tensor(start[name], dtype=f64) for name in names]).to(dev)
+        self.fixed = {  # not learned and equal at every point: a float, as the public optimizer
+            name: float(start[name][0])
+            for name in names
+            if name not in self.learned and np.all(start[name] == start[name][0])
+        }
+        self.prod = torch.ones((2, n_pt), dtype=f64, device=dev)  # Π_{j<n} β1_j, Π_{j<n} β2_j
+        shape = (self.scratch_count, *flat.shape)
+        self.scratch = list(torch.empty(shape, dtype=self.dtype, device=dev))  # (P, N) each
+        # ∂θ/∂q as (P, K, N), so the hyper-gradient is one batched product; the kernels
+        # write row k through the (K, P, N) view
+        k = len(self.learned)
+        self.hyper_dir = torch.zeros((n_pt, k, flat.shape[1]), dtype=self.dtype, device=dev)
+        coupled = self.mode == "coupled" and _nonzero(self.wd)
+        self.grad_wd = torch.empty_like(flat, dtype=self.dtype) if coupled else None  # (P, N)
+        order = ["beta2", "beta1", *names[2:]]  # trace order: β, γ, then the rest
+        self.record = torch.tensor([names.index(c) for c in order], device=dev)  # (C,)
+        self.columns = ("beta", "gamma", *names[2:])
+
+    def _hyper_step(self, grad: Tensor) -> None:
+        """q ← Π_D[q − κ h], h = ⟨g, ∂θ/∂q⟩ per point; q stays where h is not finite."""
+        h = torch.bmm(self.hyper_dir, grad[:, :, None])[:, :, 0].T.to(torch.float64)  # (K, P)
+        q = self.q.index_select(0, self.rows)  # (K, P)
+        moved = torch.clamp(q - self.kappa * h, min=self.low, max=self.high)
+        self.q.index_copy_(0, self.rows, torch.where(torch.isfinite(h), moved, q))
 
     @torch.no_grad()
-    def step(
-        self,
-        n: int,
-        flat: torch.Tensor,
-        grad: torch.Tensor,
-        loss: torch.Tensor,
-        alive: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Update ``flat`` in place for step n.
+    def step(self, n: int, flat: Tensor, grad: Tensor, loss: Tensor, alive: Tensor) -> StepStats:
+        """One step for all points; see :class:`StackedOptimizer`."""
+        g = self._grad(grad)
+        if n > 0 and self.learned:
+            self._hyper_step(g)
+        used = self.q.to(self.dtype)  # (C, P): q as the kernels apply it
+        betas = used[:2].to(torch.float64)  # (2, P) β1, β2 as applied
+        bc = (1.0 - self.prod * betas).to(self.dtype)[:, :, None]  # (2, P, 1) 1 − Π_{j≤n} β_j
+        prod = self.prod.to(self.dtype)[:, :, None]  # (2, P, 1), may be self.prod itself
+        x = g
+        if self.grad_wd is not None:  # coupled decay: the kernel sees g + λθ
+            x = _add_product(g, flat, self.wd, self.grad_wd)
+        scratch = self.scratch[self.abs_slot]
+        wd_term = self._wd_term(flat, scratch)
+        out_scale = -self.lr[n][:, None]  # (P, 1): store ∂θ_{n+1}/∂q = −η_n ∂u_n/∂q
+        u = self._direction(n, x, used, prod, bc, out_scale)
+        self.prod.mul_(betas)  # Π_{j≤n} β_j, after the kernel has read Π_{j<n}
+        if self.decoupled and _nonzero(self.wd):
+            _add_product(u, flat, self.wd, u)  # the measured step contains λθ_n (AdamW)
+        max_update, argmax, new_alive, underflow = self._apply(
+            n, flat, u, scratch, loss, alive, [self.second_moment]
+        )
+        return StepStats(
+            max_update, argmax, wd_term, new_alive, underflow, used.index_select(0, self.record)
+        )
 
-        Returns (max_update (P,), argmax (P,), wd_term (P,) or None, alive (P,)), where
-        wd_term = λ‖θ_n‖∞ with decoupled decay (the part of the step that is not u_n).
+    def _coefficient(self, used: Tensor, name: str) -> float | Tensor:
+        """A coefficient as the kernel takes it: (P, 1), or a float when fixed."""
+        if name in self.fixed:
+            return self.fixed[name]
+        return used[[c.name for c in self.coefficients].index(name)][:, None]
 
-        A point whose loss or update is not finite is frozen: its parameters keep their
-        values (``torch.where``, so no NaN reaches them) and it stays dead afterwards.
-        """
-        m, v, u, a = self.m, self.v, self.tmp, self.tmp_abs
-        g = grad if grad.dtype == m.dtype else grad.to(m.dtype)
-        if self.mode == "coupled" and self.wd:
-            g = g + self.wd * flat
-        m.lerp_(g, self.one_minus_gamma)  # m = γ m + (1−γ) g
-        torch.mul(g, g, out=u)
-        v.lerp_(u, self.one_minus_beta)  # v = β v + (1−β) g²
-        torch.sqrt(v, out=u)
-        u.add_(self.tables.eps[n][:, None])
-        torch.div(m, u, out=u)
-        u.mul_(self.tables.corr[n][:, None])  # u_n, (P, N)
-        wd_term = None
-        if self.mode == "decoupled" and self.wd:
-            wd_term = self.wd * torch.abs(flat, out=a).amax(dim=1)  # (P,) λ‖θ_n‖∞
-            u.add_(flat, alpha=self.wd)  # the measured step contains λθ_n (AdamW)
-        torch.abs(u, out=a)
-        max_update, argmax = a.max(dim=1)  # (P,), (P,); NaN and inf propagate
-        alive = alive & torch.isfinite(loss) & torch.isfinite(max_update)
-        u.mul_(self.tables.lr[n][:, None])  # η_n (u_n + λθ_n)
-        u.masked_fill_(~alive[:, None], 0.0)  # frozen points: no step, no NaN
-        flat.sub_(u)
-        return max_update, argmax, wd_term, alive
+    @property
+    def second_moment(self) -> Tensor:
+        raise NotImplementedError
+
+    def _direction(
+        self, n: int, grad: Tensor, used: Tensor, prod: Tensor, bc: Tensor, out_scale: Tensor
+    ) -> Tensor:
+        """u_n (P, N) in a scratch buffer; −η_n ∂u_n/∂q into the hyper directions."""
+        raise NotImplementedError
+
+
+def _add_product(x: Tensor, y: Tensor, factor: float | Tensor, out: Tensor) -> Tensor:
+    """out ← x + factor · y, factor a float or (P, 1); out may be x."""
+    if isinstance(factor, Tensor):
+        return torch.addcmul(x, y, factor, out=out)
+    return torch.add(x, y, alpha=factor, out=out)
+
+
+class StackedHyperAdam(_StackedHyper):
+    """HyperAdam for P points (:class:`stabcli.optim.HyperAdam`): Adam with β1 = γ and
+    β2 = β learned per point, through :func:`stabcli.optim.hyperadam.hyperadam_step`.
+
+    Records the (β_n, γ_n) that made each step (trace columns ``beta``, ``gamma``): the
+    path obeys :func:`stabcli.theory.path.path_bound` (docs/theory.md §5). State per point:
+    m, v, the learned rows of ∂θ/∂q and three scratch buffers, each (P, N).
+    """
+
+    coefficients = HyperAdam.coefficients
+    scratch_count = HYPERADAM_SCRATCH
+    abs_slot = 2  # the kernel's D = sqrt(v̂) + ε, free after it returns
+
+    def __init__(self, flat: Tensor, train: TrainConfig, lr: Tensor, hypers: PointHypers):
+        start = {"beta1": hypers.gamma, "beta2": hypers.beta}
+        super().__init__(flat, train, lr, hypers, start)
+        self.m = torch.zeros_like(flat, dtype=self.dtype)  # (P, N)
+        self.v = torch.zeros_like(flat, dtype=self.dtype)  # (P, N)
+
+    @property
+    def second_moment(self) -> Tensor:
+        return self.v
+
+    def _direction(
+        self, n: int, grad: Tensor, used: Tensor, prod: Tensor, bc: Tensor, out_scale: Tensor
+    ) -> Tensor:
+        return hyperadam_step(
+            self.m,
+            self.v,
+            grad,
+            self._coefficient(used, "beta1"),
+            self._coefficient(used, "beta2"),
+            prod[0],
+            prod[1],
+            self.eps,
+            self.learned,
+            self.hyper_dir.transpose(0, 1) if self.learned else None,  # (K, P, N) view
+            self.scratch,
+            out_scale=out_scale,
+            ops=STACKED,
+            bias_corrections=(bc[0], bc[1]),
+        )
+
+
+class StackedMADA(_StackedHyper):
+    """MADA for P points (:class:`stabcli.optim.MADA`), starting at Adam's vertex with the
+    point's (β1, β2) = (γ, β), every coefficient learned per point, through
+    :func:`stabcli.optim.mada_kernel.mada_step` (Lion's betas fixed at (0.9, 0.99)).
+
+    Records q = (β, γ, β3, ρ, c, ω) of each step (trace columns ``beta``, ``gamma``,
+    ``beta3``, ``rho``, ``c``, ``omega``); on the Adam-AVGrad-Lion face the max-update obeys
+    :func:`stabcli.theory.path.mada_path_bound` (docs/theory.md §7). State per point: six
+    moments, the learned rows of ∂θ/∂q and twelve scratch buffers, each (P, N).
+    """
+
+    coefficients = MADA.coefficients
+    scratch_count = MADA_SCRATCH
+    abs_slot = 0  # the kernel's gradient difference d, free after it returns
+
+    def __init__(self, flat: Tensor, train: TrainConfig, lr: Tensor, hypers: PointHypers):
+        n_pt = len(hypers)
+        start = {"beta1": hypers.gamma, "beta2": hypers.beta}
+        start.update({name: np.full(n_pt, value) for name, value in MADA_START.items()})
+        super().__init__(flat, train, lr, hypers, start)
+        self.moments = MadaMoments.zeros_like(torch.zeros_like(flat, dtype=self.dtype))
+
+    @property
+    def second_moment(self) -> Tensor:
+        return self.moments.exp_avg_sq
+
+    def _direction(
+        self, n: int, grad: Tensor, used: Tensor, prod: Tensor, bc: Tensor, out_scale: Tensor
+    ) -> Tensor:
+        q = MadaCoefficients(*(self._coefficient(used, name) for name in MADA_COEFFICIENTS))
+        return mada_step(
+            self.moments,
+            grad,
+            q,
+            n + 1,  # the kernel counts steps from t = 1
+            prod[0],
+            prod[1],
+            self.eps,
+            LION_BETAS,
+            self.learned,
+            self.hyper_dir.transpose(0, 1) if self.learned else None,  # (K, P, N) view
+            self.scratch,
+            out_scale=out_scale,
+            bias_corrections=(bc[0], bc[1]),
+        )
+
+
+def hyper_rates(
+    train: TrainConfig, coefficients: Sequence[Coefficient]
+) -> float | dict[str, float]:
+    """κ of a hyper-optimizer probe: the preset's ``hyper_lr`` for every coefficient, else
+    the public optimizer's defaults per coefficient."""
+    if train.hyper_lr is not None:
+        return train.hyper_lr
+    return {c.name: c.hyper_lr for c in coefficients}
+
+
+# --- the seam ---------------------------------------------------------------------------------
+
+
+def check_start(train: TrainConfig, beta: np.ndarray, gamma: np.ndarray) -> None:
+    """Refuse, in one line, points that the preset's optimizer cannot start from.
+
+    HyperAdam and MADA project their betas onto a box (:mod:`stabcli.optim.hypergrad`:
+    β = beta2 in [0.5, 0.9999], γ = beta1 in [0, 0.999]); a point must start inside it.
+    k-Adam's strategy must give valid levels (e.g. ``exp`` with a large k underflows).
+    """
+    if train.optimizer == "kadam":
+        kadam_point_levels(train, beta, gamma)
+        return
+    if train.optimizer not in ("hyperadam", "mada"):
+        return
+    coefficients = HyperAdam.coefficients if train.optimizer == "hyperadam" else MADA.coefficients
+    bounds = parse_bounds(None, coefficients)
+    for name, values, paper in (("beta2", beta, "β"), ("beta1", gamma, "γ")):
+        low, high = bounds[name]
+        bad = (values < low) | (values > high)
+        if bad.any():
+            raise StabcliError(
+                f"{train.optimizer} learns its betas inside a box: {paper} (torch {name}) must "
+                f"be in [{low:g}, {high:g}], got {float(values[bad][0]):g}"
+            )
+
+
+def make_optimizer(
+    train: TrainConfig, flat: Tensor, hypers: PointHypers, lr_host: np.ndarray
+) -> StackedOptimizer:
+    """The stacked optimizer of ``train.optimizer`` for points ``hypers``; ``lr_host`` is the
+    (S, P) η_n table (:func:`lr_table`)."""
+    dev, dtype = flat.device, flat.dtype
+    lr = _device(lr_host, dev, dtype)
+    if train.optimizer == "adam":
+        level = LevelTable.build(train, hypers.beta, hypers.gamma, dev, dtype)
+        tables = AdamTables(lr=lr, lr_host=lr_host, corr=level.corr, eps=level.eps)
+        return StackedAdam(flat, hypers.beta, hypers.gamma, train, tables, hypers.weight_decay)
+    if train.optimizer == "kadam":
+        built: dict[tuple[bytes, bytes], LevelTable] = {}  # the strategies repeat one level
+        levels = []
+        for beta_i, gamma_i in kadam_point_levels(train, hypers.beta, hypers.gamma):
+            key = (beta_i.tobytes(), gamma_i.tobytes())
+            if key not in built:
+                built[key] = LevelTable.build(train, beta_i, gamma_i, dev, dtype)
+            levels.append(built[key])
+        return StackedKAdam(flat, levels, lr, train, hypers.weight_decay)
+    if train.optimizer == "hyperadam":
+        return StackedHyperAdam(flat, train, lr, hypers)
+    if train.optimizer == "mada":
+        return StackedMADA(flat, train, lr, hypers)
+    raise StabcliError(f"unknown optimizer {train.optimizer!r}")
+
+
+def trace_columns(train: TrainConfig) -> tuple[str, ...]:
+    """The extra trace columns a probe of ``train`` records (see ProbeResult)."""
+    if train.optimizer == "kadam":
+        return tuple(f"max_update_l{i}" for i in range(1, train.k + 1))
+    if train.optimizer == "hyperadam":
+        return ("beta", "gamma")
+    if train.optimizer == "mada":
+        return ("beta", "gamma", *MADA_COEFFICIENTS[2:])
+    return ()
+
+
+def buffers_per_point(train: TrainConfig) -> int:
+    """Parameter-sized (N,) buffers a point holds while it trains: θ and its gradient, plus
+    the optimizer's state and scratch (what :func:`make_optimizer` allocates).
+
+    Adam: m, v, u, |u| (6 in all); k-Adam: 2k moments, u, |u|; HyperAdam: m, v, three
+    scratch, one row of ∂θ/∂q per learned beta; MADA: six moments, twelve scratch, one row
+    per learned coefficient; both hyper-optimizers one more for g + λθ under coupled decay.
+    """
+    if train.optimizer == "kadam":
+        return 4 + 2 * train.k
+    if train.optimizer in ("hyperadam", "mada"):
+        coefficients = (
+            HyperAdam.coefficients if train.optimizer == "hyperadam" else MADA.coefficients
+        )
+        rates = parse_hyper_lr(hyper_rates(train, coefficients), coefficients)
+        learned = sum(1 for rate in rates.values() if rate > 0.0)
+        state = 2 + HYPERADAM_SCRATCH if train.optimizer == "hyperadam" else 6 + MADA_SCRATCH
+        coupled = train.weight_decay_mode == "coupled"
+        return 2 + state + learned + int(coupled)
+    return 6

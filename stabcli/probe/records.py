@@ -51,6 +51,9 @@ class Records:
     eval_at: list[int]  # the E evaluated steps
     lr: np.ndarray  # (S, P) η_n, host
     host: dict[str, np.ndarray]  # host copies of the (S, P) buffers
+    columns: tuple[str, ...] = ()  # names of the optimizer's own trace columns
+    extra: torch.Tensor | None = None  # (C, S, P) their values, NaN after divergence
+    host_extra: np.ndarray | None = None  # (C, S, P) host copy
 
     @classmethod
     def allocate(
@@ -61,7 +64,11 @@ class Records:
         dev: torch.device,
         lr: np.ndarray,
         eval_every: int,
+        columns: tuple[str, ...] = (),
     ) -> Records:
+        """Zeroed buffers for ``steps`` steps of ``n_pt`` points; ``columns`` names the
+        optimizer's own per-step values (:attr:`stabcli.probe.optim.StepStats.extra`)."""
+
         def buf(d: torch.dtype = dtype) -> torch.Tensor:
             return torch.zeros((steps, n_pt), dtype=d, device=dev)
 
@@ -82,6 +89,11 @@ class Records:
                 k: np.zeros((steps, n_pt), dtype=np.int64 if k == "argmax" else np.float64)
                 for k in names
             },
+            columns=tuple(columns),
+            extra=torch.zeros((len(columns), steps, n_pt), dtype=dtype, device=dev)
+            if columns
+            else None,
+            host_extra=np.zeros((len(columns), steps, n_pt)) if columns else None,
         )
 
     def store_step(
@@ -94,11 +106,13 @@ class Records:
         loss: torch.Tensor,
         wd_term: torch.Tensor | None,
         underflow: torch.Tensor,
+        extra: torch.Tensor | None = None,
     ) -> None:
         """Record step n. ``alive`` is the mask before the step: the diverging step keeps
         its (non-finite) measurement, later steps of a dead point read NaN. ``underflow``
         (P,) marks points whose max-update came from a second moment below the dtype's
-        normal range; the first such step of a live point is kept."""
+        normal range; the first such step of a live point is kept. ``extra`` (C, P) holds the
+        optimizer's own columns, recorded like the max-update."""
         nan = float("nan")  # a Python scalar: no host-to-device copy, no sync
         self.max_update[n] = torch.where(alive, max_update.to(self.loss.dtype), nan)
         self.loss[n] = torch.where(alive, loss.to(self.loss.dtype), nan)
@@ -108,6 +122,8 @@ class Records:
         died = alive & ~new_alive
         self.diverged.masked_fill_(died, n)
         self.underflow.masked_fill_(alive & underflow & (self.underflow < 0), n)
+        if self.extra is not None and extra is not None:
+            self.extra[:, n] = torch.where(alive, extra.to(self.extra.dtype), nan)
 
     def store_eval(
         self, n: int, test_loss: torch.Tensor, accuracy: torch.Tensor | None = None
@@ -122,6 +138,8 @@ class Records:
         """Copy steps lo..hi−1 to the host (one sync per block)."""
         for key, host in self.host.items():
             host[lo:hi] = getattr(self, key)[lo:hi].cpu().numpy()
+        if self.extra is not None and self.host_extra is not None:
+            self.host_extra[:, lo:hi] = self.extra[:, lo:hi].cpu().numpy()
 
     def finish(self) -> None:
         self.host["diverged"] = self.diverged.cpu().numpy()
@@ -136,8 +154,14 @@ def build_frames(
     beta: np.ndarray,
     gamma: np.ndarray,
     specs: list[ParamSpec],
+    point_columns: dict[str, np.ndarray] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(summary, traces, evals) frames for points with global indices ``idx``."""
+    """(summary, traces, evals) frames for points with global indices ``idx``.
+
+    ``point_columns`` are further per-point (P,) summary columns, placed after ``gamma``;
+    the optimizer's own trace columns (:attr:`Records.columns`) follow ``wd_term``. The
+    columns are documented in :class:`stabcli.probe.engine.ProbeResult`.
+    """
     h = rec.host
     steps, n_pt = h["loss"].shape
 
@@ -149,6 +173,7 @@ def build_frames(
             "point": idx.astype(np.int64),
             "beta": beta,
             "gamma": gamma,
+            **(point_columns or {}),
             "diverged_step": first_steps(h["diverged"]),
             "underflow_step": first_steps(h["underflow"]),
             "final_loss": h["loss"][-1],
@@ -170,6 +195,9 @@ def build_frames(
             "wd_term": h["wd_term"].T.ravel(),
         }
     )
+    if rec.host_extra is not None:
+        for name, values in zip(rec.columns, rec.host_extra, strict=True):
+            traces[name] = values.T.ravel()  # (S, P) -> point-major
     if not rec.eval_at:
         return summary, traces, empty_evals()
     evals = pd.DataFrame(
