@@ -179,12 +179,14 @@ class BatchStream:
         self.kind = data.kind
         self.block = preset.model.block_size
         self.device = device
+        self.dtype = dtype
         gen = torch.Generator().manual_seed(t.seed)
         self.train_x = torch.as_tensor(data.train_x, device=device)
         self.test_x = torch.as_tensor(data.test_x, device=device)
         if data.kind == "classes":
-            self.train_x = self.train_x.to(dtype)
-            self.test_x = self.test_x.to(dtype)
+            if self.train_x.dtype != torch.uint8:  # uint8 images are scaled per batch (_take)
+                self.train_x = self.train_x.to(dtype)
+                self.test_x = self.test_x.to(dtype)
             self.train_y = torch.as_tensor(data.train_y, device=device)
             self.test_y = torch.as_tensor(data.test_y, device=device)
             high_train, high_test = len(data.train_x), len(data.test_x)
@@ -203,7 +205,10 @@ class BatchStream:
         source = self.train_x if split == "train" else self.test_x
         if self.kind == "classes":
             labels = self.train_y if split == "train" else self.test_y
-            return source[ix], labels[ix]  # (B, F), (B,)
+            x = source[ix]  # (B, F) features, or (B, C, H, W) images
+            if x.dtype == torch.uint8:  # pixels 0..255 -> [-1, 1] (stabcli.probe.images)
+                x = x.to(self.dtype) / 127.5 - 1.0
+            return x, labels[ix]
         window = source[ix[:, None] + self._arange]  # (B, T+1)
         return window[:, :-1], window[:, 1:]  # (B, T) inputs, (B, T) next-token targets
 
