@@ -9,18 +9,19 @@ It hangs on the optimizer's step hooks (``register_step_pre_hook`` and
     mon.close()      # or: with stabcli.monitor.watch(...) as mon: ...
 
 Per step: θ_n is copied before the step and ‖θ_{n+1} − θ_n‖∞ of every tensor is written on
-the device after it (:mod:`stabcli.monitor.device`); (β, γ), η and λ are read from the
-param groups (:mod:`stabcli.monitor.groups`). Every ``sync_every`` measured steps the
-records are copied to the host (the only synchronisation), reduced
-(:mod:`stabcli.monitor.history`) and given to the streaming measurement
-(:mod:`stabcli.monitor.live`), which may warn (:mod:`stabcli.monitor.notices`). Betas with
-γ² > β are warned about at the step that uses them. ``close`` measures the whole run
-(:mod:`stabcli.monitor.assess`) and writes its run directory (:mod:`stabcli.monitor.save`).
+the device after it (:mod:`stabcli.monitor.device`; which tensors, and their names:
+:mod:`stabcli.monitor.target`); (β, γ), η and λ are read from the param groups
+(:mod:`stabcli.monitor.groups`). Every ``sync_every`` measured steps the records are
+copied to the host (the only synchronisation), reduced (:mod:`stabcli.monitor.history`)
+and given to the streaming measurement (:mod:`stabcli.monitor.live`), which may warn
+(:mod:`stabcli.monitor.notices`). Betas with γ² > β are warned about at the step that
+uses them. ``close`` measures the whole run (:mod:`stabcli.monitor.assess`) and writes its
+run directory (:mod:`stabcli.monitor.save`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -46,56 +47,9 @@ from stabcli.monitor.save import (
     save_run,
     settings_fingerprint,
 )
+from stabcli.monitor.target import ModelLike, steps_taken, tensor_names, unwrap
 from stabcli.store import RunDir
 from stabcli.theory.exact import exact_stable
-
-ModelLike = torch.nn.Module | Mapping[str, torch.Tensor]
-
-
-def unwrap(optimizer: Any) -> torch.optim.Optimizer:
-    """The torch optimizer inside wrappers (accelerate's, Lightning's), or a one-line error."""
-    for _ in range(8):
-        inner = getattr(optimizer, "optimizer", None)
-        if inner is None:
-            inner = getattr(optimizer, "_optimizer", None)
-        if not isinstance(inner, torch.optim.Optimizer) or inner is optimizer:
-            break
-        optimizer = inner
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise StabcliError(
-            f"stabcli.monitor.watch needs a torch.optim.Optimizer, got {type(optimizer).__name__}"
-        )
-    return optimizer
-
-
-def _names(optimizer: torch.optim.Optimizer, model: ModelLike | None) -> dict[int, str]:
-    """Tensor names by id: the model's, else the optimizer's own (named param groups)."""
-    known: dict[int, str] = {}
-    if isinstance(model, torch.nn.Module):
-        for name, p in model.named_parameters():
-            known.setdefault(id(p), name)
-    elif isinstance(model, Mapping):
-        for name, t in model.items():
-            known.setdefault(id(t), str(name))
-    elif model is not None:
-        raise StabcliError(
-            f"model must be a torch.nn.Module or a mapping of names to tensors, got "
-            f"{type(model).__name__}"
-        )
-    for group in optimizer.param_groups:  # torch >= 2.6: optimizer(model.named_parameters())
-        for name, p in zip(group.get("param_names", ()), group["params"], strict=False):
-            known.setdefault(id(p), str(name))
-    return known
-
-
-def _steps_taken(optimizer: torch.optim.Optimizer) -> int:
-    """The optimizer's step count when watching begins (read once, from its state)."""
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            state = optimizer.state.get(p)
-            if state and "step" in state:
-                return int(float(state["step"]))
-    return 0
 
 
 def _whole(name: str, value: object, low: int) -> int:
@@ -129,7 +83,7 @@ class Monitor:
         self.kind = optimizer_kind(opt)
         self._reader = GroupReader(opt, self.kind)
         self._n_groups = len(opt.param_groups)
-        names = _names(opt, model)
+        names = tensor_names(opt, model)
         params: list[torch.Tensor] = []
         group_of: list[int] = []
         labels: list[str] = []
@@ -155,7 +109,7 @@ class Monitor:
         self._notifier = Notifier(on_warning)
         dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in params})
         self.dtype = "float64" if dtypes == ["float64"] else "float32"  # for the bound check
-        self.step = _steps_taken(opt)  # n of the next step (the optimizer's own count)
+        self.step = steps_taken(opt)  # n of the next step (the optimizer's own count)
         self._count = 0  # steps seen since watching began
         self._measuring = False
         self._device_row = 0
