@@ -148,13 +148,13 @@ def fetch_batch(
         what = f"{len(got)} values" if isinstance(got, tuple | list) else type(got).__name__
         raise factory_error(name, f": {call} returned {what}; expected (inputs, targets)")
     inputs, targets = got
-    if not (isinstance(inputs, torch.Tensor) or _tensors(tuple(inputs), 0)):
+    if isinstance(inputs, list):
+        inputs = tuple(inputs)  # model(*inputs)
+    if not (isinstance(inputs, torch.Tensor) or (isinstance(inputs, tuple) and _tensors(inputs))):
         raise factory_error(name, f": {call} returned inputs that are not tensors")
     if not _tensors(targets):
         raise factory_error(name, f": {call} returned targets that are not tensors")
-    return _to(tuple(inputs) if isinstance(inputs, list) else inputs, device, dtype), _to(
-        targets, device, dtype
-    )
+    return _to(inputs, device, dtype), _to(targets, device, dtype)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -265,13 +265,13 @@ def _loss_function(
                 if choice.path == "vmap":
                     return vmapped_losses(pm, params, state.buffers, state.frozen, x, y)
                 return sequential_losses(pm, params, state.buffers, state.frozen, x, y, step_seed)
-            except (StabcliError, torch.OutOfMemoryError):
+            except (StabcliError, torch.cuda.OutOfMemoryError):
                 raise
             except Exception as err:
                 when = f"at step {state.step}" if training else "in an evaluation"
-                raise factory_error(
-                    built.name, f": its model raised {one_line(err)} {when}"
-                ) from None
+                under = " (under torch.func.vmap)" if choice.path == "vmap" else ""
+                message = f": its model raised {one_line(err)} {when}{under}"
+                raise factory_error(built.name, message) from None
 
     return loss
 

@@ -164,6 +164,35 @@ def guarded(seed: int, guard: bool) -> tuple[Any, ...]:
     return Guarded(guard), batches, F.cross_entropy
 
 
+class TwoInputs(nn.Module):
+    """model(features, mask): inputs as a tuple; targets as a dict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(5, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.body(features)) * mask)  # (B, 3)
+
+
+def two_inputs(seed: int) -> tuple[Any, ...]:
+    def batches(step: int, split: str = "train") -> tuple[Any, Any]:
+        gen = torch.Generator().manual_seed(2 * step + (split == "test"))
+        features, mask = torch.randn(10, 5, generator=gen), torch.rand(10, 8, generator=gen)
+        target = {
+            "label": torch.randint(3, (10,), generator=gen),
+            "weight": torch.rand(10, generator=gen),
+        }
+        return (features, mask > 0.2), target
+
+    def loss_fn(logits: torch.Tensor, target: dict[str, torch.Tensor]) -> torch.Tensor:
+        each = F.cross_entropy(logits, target["label"], reduction="none")  # (B,)
+        return (each * target["weight"]).mean()
+
+    return TwoInputs(), batches, loss_fn
+
+
 class Frozen(nn.Module):
     """A frozen random projection, tied input/output weights and a trained head."""
 
@@ -194,6 +223,7 @@ EQUIVALENCE = {
     "cnn-batchnorm-dropout": ("small_cnn:build", EXAMPLES, {"width": 4, "dropout": 0.2}),
     "transformer-causal-mask": ("tiny_transformer:build", EXAMPLES, {"width": 16}),
     "mlp-nn-linear": ("test_probe_factory:native_mlp", HERE, {"layout": "linear"}),
+    "tuple-inputs-dict-targets": ("test_probe_factory:two_inputs", HERE, {}),
 }
 
 
@@ -483,6 +513,11 @@ FAILURES: dict[str, tuple[str, dict[str, Any], str]] = {
     ),
     "batches-not-tensors": (
         returning("lin(), lambda step: ('x', data(step)[1]), ce"),
+        {},
+        r"batches\(0\) returned inputs that are not tensors",
+    ),
+    "batches-number-inputs": (
+        returning("lin(), lambda step: (3, data(step)[1]), ce"),
         {},
         r"batches\(0\) returned inputs that are not tensors",
     ),
