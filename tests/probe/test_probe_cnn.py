@@ -98,7 +98,7 @@ def _torch_nn(weights: dict[str, torch.Tensor], n_layer: int, bias: bool) -> nn.
         w = weights[f"conv.{i}.weight"]  # (C_out, C_in, 3, 3)
         conv = nn.Conv2d(w.shape[1], w.shape[0], kernel_size=3, padding=1, bias=bias).double()
         conv.weight.data.copy_(w)
-        if bias:
+        if conv.bias is not None:
             conv.bias.data.copy_(weights[f"conv.{i}.bias"])
         layers += [conv, nn.ReLU(), nn.MaxPool2d(2)]
     head_w = weights["head.weight"]  # (F, K)
@@ -135,7 +135,7 @@ def test_parameters_and_initialisation() -> None:
     c = preset.model.n_embd
     chans = [3, c, 2 * c, 4 * c]
     features = 4 * c * (16 // 8) ** 2
-    expected = {}
+    expected: dict[str, tuple[tuple[int, ...], float]] = {}
     for i in range(3):
         expected[f"conv.{i}.weight"] = (
             (chans[i + 1], chans[i], 3, 3),
@@ -200,6 +200,7 @@ def test_stream_images_are_scaled_to_the_unit_interval() -> None:
     ix = stream.train_ix[3].numpy()
     assert x.shape == (64, 3, 16, 16) and x.dtype == torch.float64
     np.testing.assert_array_equal(x.numpy(), data.train_x[ix] / 127.5 - 1.0)
+    assert data.train_y is not None
     np.testing.assert_array_equal(y.numpy(), data.train_y[ix])
 
 
