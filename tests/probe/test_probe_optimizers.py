@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -112,7 +113,9 @@ def _loop(preset: Preset, point: ProbePoint) -> LoopRun:
     lrs = lr_table(t, np.array([point.beta]), np.array([point.gamma]), eta0)[:, 0]  # (S,)
     gen = torch.Generator() if preset.model.uses_dropout else None
     drop = SharedDropout(preset.model.dropout, gen)
-    max_update, losses, columns = [], [], {}
+    max_update: list[float] = []
+    losses: list[float] = []
+    columns: dict[str, list[float]] = {}
     for n in range(t.steps):
         x, y = stream.train_batch(n)
         if gen is not None:
@@ -158,7 +161,7 @@ def _assert_matches_loop(preset: Preset, points: list[ProbePoint], columns: list
 
 # --- k-Adam -------------------------------------------------------------------------------
 
-KADAM_CASES = {
+KADAM_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "k1-inverse-exp": ("mlp-synthetic", {"k": 1}),
     "k2-inverse-exp": ("mlp-synthetic", {"k": 2}),
     "k3-inverse-exp": ("mlp-synthetic", {"k": 3}),
@@ -191,7 +194,7 @@ def test_kadam_engine_matches_public_kadam(case: str) -> None:
 
 HYPER_POINTS = [(0.999, 0.9), (0.95, 0.99), (0.6, 0.8)]  # inside the learned betas' box
 
-HYPER_CASES = {
+HYPER_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "hyperadam": ("mlp-synthetic", {"optimizer": "hyperadam", "hyper_lr": 1e-2}),
     "hyperadam-default-rates": ("mlp-synthetic", {"optimizer": "hyperadam"}),
     "hyperadam-coupled": (
@@ -315,7 +318,7 @@ def test_diverged_point_reads_nan_in_its_own_columns() -> None:
 
 # --- per-point learning rate and weight decay ----------------------------------------------
 
-GRID_CASES = {
+GRID_CASES: dict[str, dict[str, Any]] = {
     "adamw-cosine": {
         "weight_decay_mode": "decoupled",
         "weight_decay": 0.1,
@@ -379,3 +382,110 @@ def test_grid_points_really_differ() -> None:
     wd_term = traces[traces.point == 2].wd_term.to_numpy()
     assert (wd_term > 0).all() and (traces[traces.point == 0].wd_term == 0).all()
     assert np.allclose(traces[traces.point == 1].lr, 3e-3)
+
+
+# --- bad points and settings ----------------------------------------------------------------
+
+BAD_POINTS: dict[str, tuple[dict[str, Any], Any, str]] = {
+    "zero-lr": ({}, ProbePoint(0.999, 0.9, lr=0.0), "lr must be > 0"),
+    "nan-lr": ({}, ProbePoint(0.999, 0.9, lr=float("nan")), "lr must be a finite number"),
+    "bool-lr": ({}, ProbePoint(0.999, 0.9, lr=True), "lr must be a finite number"),
+    "negative-wd": (
+        {"weight_decay_mode": "decoupled"},
+        ProbePoint(0.999, 0.9, weight_decay=-0.1),
+        "weight_decay must be >= 0",
+    ),
+    "wd-without-mode": ({}, ProbePoint(0.999, 0.9, weight_decay=0.1), "weight_decay_mode"),
+    "text-beta": ({}, ProbePoint("a", 0.9), "pairs of numbers"),  # type: ignore[arg-type]
+    "hyperadam-beta-below-box": (
+        {"optimizer": "hyperadam"},
+        (0.4, 0.9),
+        r"β \(torch beta2\) must be in \[0.5, 0.9999\], got 0.4",
+    ),
+    "mada-gamma-above-box": (
+        {"optimizer": "mada"},
+        (0.9999, 0.9995),
+        r"γ \(torch beta1\) must be in \[0, 0.999\], got 0.9995",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_POINTS), ids=list(BAD_POINTS))
+def test_bad_points_are_one_line_errors_before_any_batch(case: str) -> None:
+    from stabcli.errors import StabcliError
+
+    overrides, bad, message = BAD_POINTS[case]
+    preset = load_preset("mlp-synthetic").with_overrides(steps=2, **overrides)
+    batches: list = []
+    with pytest.raises(StabcliError, match=message) as err:
+        run_probes(preset, [(0.999, 0.9), bad], points_per_batch=1, on_batch=batches.append)
+    assert batches == [] and "\n" not in str(err.value)
+
+
+def test_learned_betas_need_torch_eps_placement() -> None:
+    from stabcli.errors import StabcliError
+
+    base = load_preset("mlp-synthetic")
+    for optimizer in ("hyperadam", "mada"):
+        with pytest.raises(StabcliError, match="eps_placement = 'torch'"):
+            base.with_overrides(optimizer=optimizer, eps_placement="paper")
+    base.with_overrides(optimizer="kadam", k=2, eps_placement="paper")  # k-Adam has both
+
+
+# --- memory -------------------------------------------------------------------------------
+
+
+def _parameter_sized(obj: object, floor: int, seen: set[int]) -> int:
+    """Elements of the distinct storages of at least ``floor`` elements that ``obj`` holds,
+    found through its attributes, lists and dataclasses."""
+    if isinstance(obj, torch.Tensor):
+        storage = obj.untyped_storage()
+        size = storage.nbytes() // obj.element_size()
+        if size < floor or storage.data_ptr() in seen:
+            return 0
+        seen.add(storage.data_ptr())
+        return size
+    if isinstance(obj, list | tuple):
+        return sum(_parameter_sized(x, floor, seen) for x in obj)
+    if hasattr(obj, "__dict__"):
+        return sum(_parameter_sized(x, floor, seen) for x in vars(obj).values())
+    return 0
+
+
+MEMORY_CASES: dict[str, dict[str, Any]] = {
+    "adam": {},
+    "adamw": {"weight_decay_mode": "decoupled", "weight_decay": 0.1},
+    "kadam-1": {"optimizer": "kadam", "k": 1},
+    "kadam-3": {"optimizer": "kadam", "k": 3},
+    "hyperadam": {"optimizer": "hyperadam"},
+    "hyperadam-not-learning": {"optimizer": "hyperadam", "hyper_lr": 0.0},
+    "hyperadam-coupled": {
+        "optimizer": "hyperadam",
+        "weight_decay_mode": "coupled",
+        "weight_decay": 0.1,
+    },
+    "mada": {"optimizer": "mada"},
+    "mada-coupled": {"optimizer": "mada", "weight_decay_mode": "coupled", "weight_decay": 0.1},
+}
+
+
+@pytest.mark.parametrize("case", list(MEMORY_CASES), ids=list(MEMORY_CASES))
+def test_memory_estimate_counts_what_the_optimizer_allocates(case: str) -> None:
+    """buffers_per_point (the memory estimate's optimizer term) against the (P, N) buffers
+    a stacked optimizer really holds after a step, plus θ and its gradient."""
+    from stabcli.probe.engine import check_points
+    from stabcli.probe.optim import buffers_per_point, lr_table, make_optimizer
+
+    preset = load_preset("mlp-synthetic").with_overrides(steps=3, **MEMORY_CASES[case])
+    t = preset.train
+    n_pt, n_par = 3, 2000
+    hypers = check_points(HYPER_POINTS, t)
+    gen = torch.Generator().manual_seed(0)
+    flat = torch.randn(n_pt, n_par, generator=gen)  # (P, N): points, parameters
+    opt = make_optimizer(t, flat, hypers, lr_table(t, hypers.beta, hypers.gamma))
+    alive = torch.ones(n_pt, dtype=torch.bool)
+    for n in range(2):
+        grad = torch.randn(n_pt, n_par, generator=gen)  # (P, N)
+        alive = opt.step(n, flat, grad, torch.zeros(n_pt), alive).alive
+    held = _parameter_sized(opt, n_pt * n_par, {flat.untyped_storage().data_ptr()})
+    assert held / (n_pt * n_par) + 2 == buffers_per_point(t)
