@@ -212,3 +212,28 @@ def test_cuda_matches_cpu() -> None:
     dev = torch.device("cuda")
     gpu = model.loss(unflatten(flat.to(dev), model.specs), x.to(dev), y.to(dev), drop)
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-10, atol=0)
+
+
+def test_presets_follow_the_papers_figure_4_schedule() -> None:
+    """App. H, Figure 4: batch 512, 100 epochs of CIFAR-10's 50,000 training images, linear
+    warm-up for 2 epochs, cosine decay to η/10, test accuracy every 5 epochs. The CPU preset
+    keeps the schedule in epochs of its own training split."""
+    paper = load_preset("cnn-cifar10")
+    t = paper.train
+    per_epoch = math.ceil(50_000 / 512)  # the last batch of an epoch is short
+    assert (paper.model.kind, paper.data.source, t.batch_size) == ("cnn", "cifar10", 512)
+    assert (t.steps, t.warmup_steps, t.eval_every) == (
+        100 * per_epoch,
+        2 * per_epoch,
+        5 * per_epoch,
+    )
+    assert (t.schedule, t.min_lr, t.eps) == ("cosine", t.lr / 10, 1e-30)
+    assert t.eval_batches * t.batch_size >= 10_000  # about the whole test split
+
+    small = load_preset("cnn-synthetic")
+    t = small.train
+    train_images = int(small.data.n_samples * small.data.train_fraction)
+    per_epoch = math.ceil(train_images / t.batch_size)
+    assert (small.model.kind, small.data.source) == ("cnn", "synthetic-images")
+    assert (t.warmup_steps, t.schedule, t.min_lr) == (2 * per_epoch, "cosine", t.lr / 10)
+    assert t.steps % per_epoch == 0 and t.eval_every == per_epoch
