@@ -11,6 +11,8 @@ from stabcli.errors import SettingError, StabcliError
 from stabcli.probe import Preset, PresetInfo, list_presets, load_preset
 
 SHIPPED = [
+    "cnn-cifar10",
+    "cnn-synthetic",
     "mlp-synthetic",
     "nanogpt-shakespeare",
     "nanogpt-shakespeare-gen",
