@@ -8,9 +8,9 @@ Probe it at many (β, γ) with ``examples/small_cnn.toml``::
 The task: 16×16 RGB images, each one of ``n_classes`` fixed random patterns (drawn once
 from ``data_seed``) at a random contrast under Gaussian noise; the label is the pattern.
 The network is two convolution blocks (3×3 convolution without bias, BatchNorm, ReLU,
-2×2 max-pooling), global average pooling, dropout and a linear classifier: the shape of
-the paper's CIFAR-10 CNN (arXiv 2411.05746, App. H, Figure 8), scaled down to run on a CPU
-in seconds.
+2×2 max-pooling), global average pooling, dropout and a linear classifier, small enough
+to run on a CPU in seconds. Its 3×3 convolutions with padding 1 are those of the paper's
+CIFAR-10 CNN (arXiv 2411.05746, App. H, Figure 8); the rest is this example's choice.
 
 BatchNorm in training mode updates its running statistics in place. stabcli gives every
 point its own copy of the module's buffers, so each point's statistics follow its own
