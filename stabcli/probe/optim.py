@@ -149,8 +149,8 @@ class LevelTable:
     beta: Tensor  # (P, 1) β_i
     one_minus_beta: Tensor  # (P, 1) 1 − β_i (formed in float64, then cast)
     one_minus_gamma: Tensor  # (P, 1) 1 − γ_i
-    corr: Tensor  # (S, P) corr_n = sqrt(1−β_i^{n+1}) / (1−γ_i^{n+1})
-    eps: Tensor  # (S, P) ε' (depends on the ε placement)
+    corr: Tensor  # (S, P, 1) corr_n = sqrt(1−β_i^{n+1}) / (1−γ_i^{n+1}); (P, 1) rows: one index
+    eps: Tensor  # (S, P, 1) ε' (depends on the ε placement)
 
     @classmethod
     def build(
@@ -175,8 +175,8 @@ class LevelTable:
             beta=col(beta),
             one_minus_beta=col(1.0 - beta),
             one_minus_gamma=col(1.0 - gamma),
-            corr=_device(corr, device, dtype),
-            eps=_device(eps, device, dtype),
+            corr=_device(corr, device, dtype)[:, :, None],
+            eps=_device(eps, device, dtype)[:, :, None],
         )
 
     def coeffs(self, n: int) -> LevelCoeffs:
@@ -185,8 +185,8 @@ class LevelTable:
             beta=self.beta,
             one_minus_beta=self.one_minus_beta,
             one_minus_gamma=self.one_minus_gamma,
-            corr=self.corr[n][:, None],
-            eps=self.eps[n][:, None],
+            corr=self.corr[n],
+            eps=self.eps[n],
         )
 
 
@@ -211,7 +211,8 @@ def adam_tables(
     """Build :class:`AdamTables` for points (β, γ) = (beta[i], gamma[i]) with η = lr[i]."""
     level = LevelTable.build(train, beta, gamma, device, dtype)
     eta = lr_table(train, beta, gamma, lr)
-    return AdamTables(lr=_device(eta, device, dtype), lr_host=eta, corr=level.corr, eps=level.eps)
+    lr_dev = _device(eta, device, dtype)
+    return AdamTables(lr=lr_dev, lr_host=eta, corr=level.corr[:, :, 0], eps=level.eps[:, :, 0])
 
 
 def kadam_point_levels(
@@ -344,7 +345,6 @@ class StackedKAdam(_Stacked):
     def step(self, n: int, flat: Tensor, grad: Tensor, loss: Tensor, alive: Tensor) -> StepStats:
         """One step for all points; see :class:`StackedOptimizer`."""
         u, a = self.tmp, self.tmp_abs
-        wd_term = self._wd_term(flat, a)
         level_max: list[Tensor] | None = [] if self.record_levels else None
         kadam_direction(
             STACKED,
@@ -358,6 +358,7 @@ class StackedKAdam(_Stacked):
             decoupled=self.decoupled,
             level_max=level_max,
         )
+        wd_term = self._wd_term(flat, a)  # θ_n: it moves in _apply
         max_update, argmax, new_alive, underflow = self._apply(n, flat, u, a, loss, alive, self.v)
         extra = torch.stack(level_max) if level_max else None  # (k, P)
         return StepStats(max_update, argmax, wd_term, new_alive, underflow, extra)
@@ -380,8 +381,8 @@ class StackedAdam(StackedKAdam):
             beta=_device(beta, dev, dtype)[:, None],
             one_minus_beta=_device(1.0 - beta, dev, dtype)[:, None],
             one_minus_gamma=_device(1.0 - gamma, dev, dtype)[:, None],
-            corr=tables.corr,
-            eps=tables.eps,
+            corr=tables.corr[:, :, None],  # views of the (S, P) tables
+            eps=tables.eps[:, :, None],
         )
         wd = np.full(len(beta), train.weight_decay) if weight_decay is None else weight_decay
         super().__init__(flat, [level], tables.lr, train, wd, record_levels=False)
@@ -472,14 +473,15 @@ class _StackedHyper(_Stacked):
         prod = self.prod.to(self.dtype)[:, :, None]  # (2, P, 1), may be self.prod itself
         x = g
         if self.grad_wd is not None:  # coupled decay: the kernel sees g + λθ
-            x = _add_product(g, flat, self.wd, self.grad_wd)
-        scratch = self.scratch[self.abs_slot]
-        wd_term = self._wd_term(flat, scratch)
+            STACKED.add_product(g, flat, self.wd, self.grad_wd)
+            x = self.grad_wd
         out_scale = -self.lr[n][:, None]  # (P, 1): store ∂θ_{n+1}/∂q = −η_n ∂u_n/∂q
         u = self._direction(n, x, used, prod, bc, out_scale)
         self.prod.mul_(betas)  # Π_{j≤n} β_j, after the kernel has read Π_{j<n}
+        scratch = self.scratch[self.abs_slot]  # free now that the kernel has returned
+        wd_term = self._wd_term(flat, scratch)  # θ_n: it moves in _apply
         if self.decoupled and _nonzero(self.wd):
-            _add_product(u, flat, self.wd, u)  # the measured step contains λθ_n (AdamW)
+            STACKED.add_product(u, flat, self.wd, u)  # the measured step contains λθ_n
         max_update, argmax, new_alive, underflow = self._apply(
             n, flat, u, scratch, loss, alive, [self.second_moment]
         )
@@ -502,13 +504,6 @@ class _StackedHyper(_Stacked):
     ) -> Tensor:
         """u_n (P, N) in a scratch buffer; −η_n ∂u_n/∂q into the hyper directions."""
         raise NotImplementedError
-
-
-def _add_product(x: Tensor, y: Tensor, factor: float | Tensor, out: Tensor) -> Tensor:
-    """out ← x + factor · y, factor a float or (P, 1); out may be x."""
-    if isinstance(factor, Tensor):
-        return torch.addcmul(x, y, factor, out=out)
-    return torch.add(x, y, alpha=factor, out=out)
 
 
 class StackedHyperAdam(_StackedHyper):
@@ -648,7 +643,9 @@ def make_optimizer(
     lr = _device(lr_host, dev, dtype)
     if train.optimizer == "adam":
         level = LevelTable.build(train, hypers.beta, hypers.gamma, dev, dtype)
-        tables = AdamTables(lr=lr, lr_host=lr_host, corr=level.corr, eps=level.eps)
+        tables = AdamTables(
+            lr=lr, lr_host=lr_host, corr=level.corr[:, :, 0], eps=level.eps[:, :, 0]
+        )
         return StackedAdam(flat, hypers.beta, hypers.gamma, train, tables, hypers.weight_decay)
     if train.optimizer == "kadam":
         built: dict[tuple[bytes, bytes], LevelTable] = {}  # the strategies repeat one level
