@@ -58,7 +58,7 @@ def report(
         ),
     ] = None,
 ) -> None:
-    """Report on a sweep: agreement of both theories with the measurements, and figures.
+    """Report on a sweep: what was measured, each theory's verdicts, and figures.
 
     Without options it prints the summary and the per-point table. Example:
     `stabcli report runs/20261122-224724 --html` writes runs/20261122-224724/report.html.

@@ -137,15 +137,28 @@ def sweep(
     slope_at: Annotated[
         int | None,
         typer.Option(
-            help="Step of the slope (default 500, or the middle).", rich_help_panel=MEASURE
+            help="Step of the paper's central difference, App. H (default 500, or the middle).",
+            show_default=False,
+            rich_help_panel=MEASURE,
         ),
     ] = None,
     growth_tol: Annotated[
-        float,
+        float | None,
         typer.Option(
-            help="Fitted slope per step above which a point grows.", rich_help_panel=MEASURE
+            help="Rate per step that counts as growth: a point grows (or is bounded) when "
+            "the rate's whole interval lies above (below) it (default 1e-3).",
+            show_default=False,
+            rich_help_panel=MEASURE,
         ),
-    ] = 1e-3,
+    ] = None,
+    confidence: Annotated[
+        float | None,
+        typer.Option(
+            help="Confidence level of every rate's interval (default 0.95).",
+            show_default=False,
+            rich_help_panel=MEASURE,
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Run directory (default runs/<timestamp>).", rich_help_panel=OUTPUT),
@@ -166,7 +179,9 @@ def sweep(
 ) -> None:
     """Train short probes over a region of the (β, γ) plane and compare with both theories.
 
-    Re-running the same command resumes: finished points are not run again.
+    Each point's rate is read over its valid window (after the bias-correction transient,
+    in the last third of the run) and compared with both theories' rates there. Re-running
+    the same command resumes: finished points are not run again.
     """
     from stabcli.cli.sweep_setup import build_region, build_request
     from stabcli.cli.sweep_view import run_with_progress, show_outcome
@@ -198,8 +213,9 @@ def sweep(
         points_per_batch=points_per_batch,
         slope_at=slope_at,
         growth_tol=growth_tol,
+        confidence=confidence,
         out=out,
         overwrite=overwrite,
     )
-    outcome = run_with_progress(plan_sweep(request), quiet=quiet or as_json)
+    outcome = run_with_progress(plan_sweep(request), quiet=quiet, bar=not (quiet or as_json))
     show_outcome(outcome, as_json=as_json, quiet=quiet)

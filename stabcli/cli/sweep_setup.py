@@ -8,7 +8,6 @@ from typing import Any
 
 from stabcli.cli.params import parse_floats, parse_point, parse_torch_betas
 from stabcli.errors import StabcliError
-from stabcli.sweep.measure import MeasureSettings
 from stabcli.sweep.regions import (
     SweepRegion,
     curve_region,
@@ -17,6 +16,7 @@ from stabcli.sweep.regions import (
     points_region,
     read_points_file,
 )
+from stabcli.sweep.rows import MeasureSetup
 from stabcli.sweep.run import SweepRequest
 
 #: The curve's defaults (README: "--normal-curve (default) with --through BETA,GAMMA ...").
@@ -105,7 +105,8 @@ def build_request(
     device: str | None,
     points_per_batch: int | None,
     slope_at: int | None,
-    growth_tol: float,
+    growth_tol: float | None,
+    confidence: float | None,
     out: Path | None,
     overwrite: bool,
 ) -> SweepRequest:
@@ -129,7 +130,7 @@ def build_request(
             raise StabcliError(f"--data {data}: no such file")
         overrides["data_path"] = str(data.resolve())
     resolved = load_preset(preset).with_overrides(**overrides)
-    measure = MeasureSettings.for_run(resolved.train.steps, slope_at, growth_tol)
+    measure = MeasureSetup.for_run(resolved.train.steps, slope_at, growth_tol, confidence)
     return SweepRequest(
         preset=resolved,
         region=region,

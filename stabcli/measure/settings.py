@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from stabcli.errors import StabcliError
+from stabcli.errors import SettingError, StabcliError
 
 #: Machine epsilon of the arithmetic the optimizer's update runs in, per training dtype.
 #: bfloat16 autocast keeps parameters and Adam's moments in float32, so float32 rounding.
@@ -59,8 +59,13 @@ class MeasureSettings:
     power_tol: float = 0.1  # √n: fitted exponent within 0.1 (or its interval) of ½
 
     def __post_init__(self) -> None:
-        def bad(name: str, value: object, want: str) -> StabcliError:
-            return StabcliError(f"measurement setting {name} must be {want}, got {value}")
+        def bad(name: str, value: object, want: str) -> SettingError:
+            # names the setting, so that a front end shows it as its own (--growth-tol)
+            return SettingError(
+                "measurement setting {" + name + "} must be {want}, got {value}",
+                want=want,
+                value=value,
+            )
 
         for name in ("growth_tol", "power_tol"):
             value = getattr(self, name)

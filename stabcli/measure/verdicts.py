@@ -8,7 +8,11 @@ unstable region contradicts nothing: its bound was not reached.
 
 A theory predicts growth when its rate over the window exceeds growth_tol, the threshold
 the measurement uses: the paper in B− at |C|/2 (Section 3.2), the exact theory when
-γ² > β at ρ_n, averaged over the window (docs/theory.md §3). Per point and theory:
+γ² > β at ρ_n, averaged over the window (docs/theory.md §3). On a boundary (γ² = β for
+the exact theory, docs/theory.md §4; B0 for the paper, eq. 5) the bound grows as
+sqrt(n + 1), and the rate a line fitted over the window sees is the bound's own mean
+log-slope there, ≈ 1/(2n): growth the measurement can tell apart in short runs, and
+predicted, not a contradiction. Per point and theory:
 
 - seen but not predicted: measured growing where the theory predicts no growth; the one
   verdict that contradicts a theory's rate (with the bound check: its bound);
@@ -33,9 +37,9 @@ import numpy as np
 
 from stabcli.measure.classify import MeasuredClass, RateEstimate
 from stabcli.measure.settings import MeasureSettings
-from stabcli.measure.window import Window
+from stabcli.measure.window import Regime, Window, log_bound_shape
 from stabcli.theory.exact import exact_rate_at, exact_stable
-from stabcli.theory.paper import paper_rate
+from stabcli.theory.paper import Region, paper_bound, paper_rate, region
 
 
 class Theory(StrEnum):
@@ -74,19 +78,31 @@ class TheoryVerdict:
     rel_error: float  # |predicted − measured| / measured; nan unless growth predicted and seen
 
 
+def _secant(log_bound: np.ndarray, ends: np.ndarray) -> float:
+    """Mean one-step increase of a log bound from step ends[0] to ends[1]."""
+    return float((log_bound[1] - log_bound[0]) / (ends[1] - ends[0]))
+
+
 def predictions(
     beta: float, gamma: float, window: Window, settings: MeasureSettings
 ) -> tuple[Prediction, Prediction]:
-    """(paper, exact): |C|/2 in B− (else 0), and the mean of ρ_n over [start, stop) when γ² > β.
+    """(paper, exact): |C|/2 in B− (else 0), and the mean of ρ_n over [start, stop) when γ² > β;
+    on a boundary, the bound's mean log-slope over the window (module docstring).
 
-    With an empty window ρ_n is taken at the window's last step (the run's end).
+    With an empty window the rates are taken at the window's last step (the run's end).
     """
+    last = max(window.stop - 1, 0)
+    steps = np.arange(window.start, window.stop) if window.length else np.array([last])
+    ends = np.array([steps[0], steps[-1] + 1])  # the window's first step and one past its last
     p_rate = paper_rate(beta, gamma)
-    if exact_stable(beta, gamma):
+    if region(beta, gamma) is Region.B_ZERO and gamma > 0:
+        ends = np.maximum(ends, [1, 2])  # the paper's sqrt(n) is 0 at n = 0
+        p_rate = _secant(np.log(np.asarray(paper_bound(beta, gamma, ends))), ends)
+    if window.regime is Regime.BOUNDARY:
+        e_rate = _secant(log_bound_shape(beta, gamma, ends), ends)
+    elif exact_stable(beta, gamma):
         e_rate = 0.0
     else:
-        last = max(window.stop - 1, 0)
-        steps = np.arange(window.start, window.stop) if window.length else np.array([last])
         e_rate = float(np.mean(exact_rate_at(beta, gamma, steps)))
     tol = settings.growth_tol
     return (

@@ -1,4 +1,4 @@
-"""``stabcli report``: look at a sweep — figures, the agreement headline, the per-point table.
+"""``stabcli report``: look at a sweep — figures, the headline, the per-point table.
 
 Data first, drawing second (as Optuna's visualization module): each figure has a
 ``_get_*_info`` function that computes what it shows (no plotly) and a ``plot_*`` function

@@ -19,8 +19,27 @@ if TYPE_CHECKING:
 MAX_TRACE_POINTS = 300
 #: Colorscale for C(β, γ) (sequential, so neighbouring points along a curve stay apart).
 C_COLORSCALE = "Viridis"
-#: Colorscale for measured slopes in the (β, γ) plane.
-SLOPE_COLORSCALE = "Plasma"
+#: Colorscale of the plane's level curves of C: greys, so that they stay background and
+#: the points' class colors (below) never read as a level.
+LEVEL_COLORSCALE = [[0.0, "rgb(215,215,215)"], [1.0, "rgb(95,95,95)"]]
+#: Colors of the measured classes (points in the plane, profile figure), none of them grey.
+CLASS_COLORS = {
+    "growing": "#d62728",  # red
+    "bounded": "#2ca02c",  # green
+    "undetermined": "#ff9f1c",  # orange
+    "diverged": "#1f1f9f",  # dark blue
+}
+#: Colors of the theories' lines wherever they appear: the paper's C = 0 and |C|/2 in
+#: black, the exact γ² = β and ρ_n in purple (neither is a class color).
+PAPER_COLOR = "#222222"
+EXACT_COLOR = "#7b3fa0"
+#: Distinct colors for up to 24 named parameter tensors (Plotly's Dark24); "other" is grey.
+TENSOR_PALETTE = (
+    "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100", "#750D86",
+    "#EB663B", "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D", "#6C7C32", "#778AAE",
+    "#862A16", "#A777F1", "#620042", "#1616A7", "#DA60CA", "#6C4516", "#0D2A63", "#AF0038",
+)  # fmt: skip
+OTHER_COLOR = "#b0b0b0"
 
 
 def decimate_indices(
@@ -73,15 +92,18 @@ def value_range(values: Iterable[float]) -> tuple[float, float]:
     return (lo, hi)
 
 
-def colors_for(values: Sequence[float], lo: float, hi: float, scale: str = C_COLORSCALE) -> list:
-    """Colors of ``values`` on ``scale`` over [lo, hi] (grey for non-finite values)."""
+def colors_for(
+    values: Sequence[float], lo: float, hi: float, scale: str | list = C_COLORSCALE
+) -> list:
+    """Colors of ``values`` on ``scale`` (a name or a list of [position, color]) over
+    [lo, hi] (grey for non-finite values)."""
     from plotly.colors import get_colorscale, sample_colorscale
 
     where = [
         min(1.0, max(0.0, (v - lo) / (hi - lo))) if math.isfinite(v) and hi > lo else math.nan
         for v in values
     ]
-    scale_list = get_colorscale(scale)
+    scale_list = get_colorscale(scale) if isinstance(scale, str) else scale
     return [
         "rgb(150,150,150)" if math.isnan(w) else sample_colorscale(scale_list, [w])[0]
         for w in where

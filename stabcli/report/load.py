@@ -9,7 +9,7 @@ unreadable becomes a one-line :class:`~stabcli.errors.StabcliError`.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,16 @@ import numpy as np
 import pandas as pd
 
 from stabcli.errors import StabcliError
+from stabcli.measure import MeasureSettings
 from stabcli.store import RunDir, find_latest_run
-from stabcli.store.schema import POINT_NUMBER_COLUMNS, POINT_TEXT_COLUMNS
+from stabcli.store.schema import POINT_BOOL_COLUMNS, POINT_NUMBER_COLUMNS, POINT_TEXT_COLUMNS
 from stabcli.theory.agreement import predict
 from stabcli.theory.domain import HyperPoint
 
 #: points.csv columns read as text ("" if missing); POINT_NUMBER_COLUMNS are read as numbers.
 TEXT_POINT_COLUMNS = (*(c for c in POINT_TEXT_COLUMNS if c != "point_id"), "batch")
+#: Region kinds whose points lie along a curve (figures put their position on the x-axis).
+CURVE_KINDS = ("normal-curve", "level-curve")
 
 
 @dataclass(frozen=True)
@@ -67,15 +70,32 @@ class RunData:
         return (beta, gamma) if math.isfinite(beta) and math.isfinite(gamma) else None
 
     @property
+    def is_curve(self) -> bool:
+        """Whether the region is a curve (its points ordered by arc length)."""
+        region = self.config.get("region")
+        return isinstance(region, dict) and region.get("kind") in CURVE_KINDS
+
+    @property
     def slope_at(self) -> int | None:
-        """settings.measurement.slope_at: the step where slopes are measured."""
-        settings = self.config.get("settings")
-        measurement = settings.get("measurement") if isinstance(settings, dict) else None
-        value = measurement.get("slope_at") if isinstance(measurement, dict) else None
+        """settings.measurement.slope_at: the step of the paper's central difference."""
+        value = _measurement(self.config).get("slope_at")
         if isinstance(value, int | float) and math.isfinite(value):
             return int(value)
-        steps = self.points.get("slope_step", pd.Series(dtype=float)).dropna()
-        return int(steps.iloc[0]) if len(steps) else None
+        for column in ("central_at", "slope_step"):  # this version's rows, then older ones
+            steps = self.points.get(column, pd.Series(dtype=float)).dropna()
+            if len(steps):
+                return int(steps.iloc[0])
+        return None
+
+    @property
+    def measure_settings(self) -> MeasureSettings:
+        """The thresholds the run was measured with (config.json), else the defaults."""
+        names = {f.name for f in fields(MeasureSettings)}
+        given = {k: v for k, v in _measurement(self.config).items() if k in names}
+        try:
+            return MeasureSettings(**given)
+        except (StabcliError, TypeError):  # an older run's or a damaged config's
+            return MeasureSettings()
 
     @property
     def dtype(self) -> str:
@@ -91,6 +111,13 @@ class RunData:
         """True when the traces record a decoupled weight-decay term λ‖θ_n‖∞."""
         wd = self.traces.get("wd_term")
         return wd is not None and bool((pd.to_numeric(wd, errors="coerce").fillna(0) != 0).any())
+
+
+def _measurement(config: dict[str, Any]) -> dict[str, Any]:
+    """config.json's settings.measurement ({} when absent)."""
+    settings = config.get("settings") if isinstance(config, dict) else None
+    measurement = settings.get("measurement") if isinstance(settings, dict) else None
+    return measurement if isinstance(measurement, dict) else {}
 
 
 def _as_bool(values: pd.Series) -> pd.Series:
@@ -115,7 +142,7 @@ def _fill_theory(points: pd.DataFrame, slope_at: int | None) -> pd.DataFrame:
     missing = points[theory].isna().any(axis=1) | (points["paper_region"] == "")
     for i in points.index[missing]:
         beta, gamma = float(points.at[i, "beta"]), float(points.at[i, "gamma"])
-        step = points.at[i, "slope_step"]
+        step = points.at[i, "central_at"]
         step = int(step) if pd.notna(step) else (slope_at or 0)
         for column, value in asdict(predict(beta, gamma, step)).items():
             if column == "paper_region" and points.at[i, column] != "":
@@ -161,9 +188,10 @@ def normalize_points(raw: pd.DataFrame, slope_at: int | None = None) -> pd.DataF
         points[column] = pd.to_numeric(values, errors="coerce").astype(float)
     for column in TEXT_POINT_COLUMNS:
         values = points[column] if column in points else pd.Series("", index=points.index)
-        points[column] = values.fillna("").astype(str)
-    stable = points["exact_stable"] if "exact_stable" in points else pd.Series(pd.NA)
-    points["exact_stable"] = _as_bool(stable.reindex(points.index))
+        points[column] = values.astype(object).where(values.notna(), "").astype(str)
+    for column in POINT_BOOL_COLUMNS:
+        values = points[column] if column in points else pd.Series(pd.NA, index=points.index)
+        points[column] = _as_bool(values.reindex(points.index))
     points["point_id"] = points["point_id"].astype(str)
     bad = ~(np.isfinite(points["beta"]) & np.isfinite(points["gamma"]))
     if bad.any():
@@ -222,11 +250,8 @@ def load_run(path: str | Path) -> RunData:
     except Exception as err:  # pyarrow and pandas raise many types on a damaged file
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise StabcliError(f"{run.path} holds a corrupt file: {first}") from None
-    measurement = (config.get("settings") or {}) if isinstance(config, dict) else {}
-    slope_at = None
-    if isinstance(measurement, dict) and isinstance(measurement.get("measurement"), dict):
-        value = measurement["measurement"].get("slope_at")
-        slope_at = int(value) if isinstance(value, int | float) and math.isfinite(value) else None
+    value = _measurement(config).get("slope_at")
+    slope_at = int(value) if isinstance(value, int | float) and math.isfinite(value) else None
     points = normalize_points(raw_points, slope_at)
     traces = _normalize_records(raw_traces, run.path / "traces", "max_update", ("max_tensor",))
     evals = _normalize_records(raw_evals, run.path / "evals", "test_loss")
@@ -248,3 +273,17 @@ def load_run(path: str | Path) -> RunData:
         traces=traces,
         evals=evals,
     )
+
+
+def trace_matrix(
+    traces: pd.DataFrame, point_ids: list[str], column: str = "max_update"
+) -> np.ndarray:
+    """(P, S): one row per point of ``point_ids``, one column per step n = 0..S−1 (the
+    largest step recorded), of a per-step column; nan where a point has no record."""
+    if traces.empty or column not in traces:
+        return np.full((len(point_ids), 0), np.nan)
+    steps = int(traces["step"].max()) + 1
+    unique = traces.drop_duplicates(["point_id", "step"], keep="last")
+    wide = unique.pivot(index="point_id", columns="step", values=column)
+    values = wide.reindex(index=point_ids, columns=range(steps))
+    return values.to_numpy(dtype=float)

@@ -1,8 +1,9 @@
 """The self-contained HTML report: one file, plotly.js embedded once, no network requests.
 
-The page is plain HTML: a header (with a banner for partial runs), the agreement summary,
-the figures (each a plotly div drawn by the single embedded copy of plotly.js; no CDN, no
-MathJax), and the per-point table with a few lines of inline JavaScript to sort it.
+The page is plain HTML: a header (with a banner for partial runs), the headline
+(falsifications first, in red), the figures (each a plotly div drawn by the single
+embedded copy of plotly.js; no CDN, no MathJax), and the per-point table with a few lines
+of inline JavaScript to sort it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import TYPE_CHECKING
 
 from stabcli import __version__
 from stabcli.errors import StabcliError
+from stabcli.report.boundary import _get_boundary_info, plot_boundary
 from stabcli.report.load import RunData
 from stabcli.report.plane import _get_plane_info, plot_plane
-from stabcli.report.slopes import _get_slopes_info, plot_slopes
+from stabcli.report.profiles import _get_profiles_info, plot_profiles
+from stabcli.report.rates import _get_rates_info, plot_rates
 from stabcli.report.summary import ReportSummary, format_cell, get_summary, get_table
 from stabcli.report.tensors import _get_tensor_info, plot_tensors
 from stabcli.report.testloss import _get_test_loss_info, plot_test_loss
@@ -43,20 +46,24 @@ class Section:
 
 
 def build_figures(run: RunData) -> list[Section]:
-    """Every figure of the report, in page order (test loss only when it was recorded)."""
+    """Every figure of the report, in page order (the boundary figure only when a point
+    lies on a boundary, test loss only when it was recorded)."""
+    settings = run.measure_settings
+    curve = run.is_curve
     sections = [
         Section(
             "plane",
-            "1. The (β, γ) plane",
-            "Level curves of C, normal curves, the paper's stable region B+ (shaded) and both "
-            "boundaries; the sweep's points colored by measured slope. Buttons: whole square "
-            "or the corner near (1, 1).",
+            "The (β, γ) plane",
+            "Level curves of C (grey), normal curves, the paper's stable region B+ (shaded) "
+            "and both boundaries; the sweep's points colored by their measured class, marked "
+            "by the exact theory's verdict, falsifications outlined in red. Buttons: the "
+            "swept points, the whole square, or the corner near (1, 1).",
             plot_plane(_get_plane_info(run.points, run.through)),
             640,
         ),
         Section(
             "updates",
-            "2. Max-update against n",
+            "Max-update against n",
             "‖u_n‖∞ per point on a log axis, colored by C, with each point's paper bound "
             "(dotted) and exact bound (dashed); × marks a divergence. Long traces are "
             "thinned for display (extremes and the divergence step kept).",
@@ -64,19 +71,50 @@ def build_figures(run: RunData) -> list[Section]:
             640,
         ),
         Section(
-            "slopes",
-            "3. Measured slope against both theories",
-            "Slope of log‖u_n‖∞ at the slope step, measured as in the paper (App. H) and by "
-            "least squares, against the paper's rate |C|/2 and the exact rate ρ_n.",
-            plot_slopes(_get_slopes_info(run.points, run.description, run.slope_at)),
+            "rates",
+            "Measured rate against both theories",
+            (
+                "The rate of log‖u_n‖∞ read over each point's valid window, with its "
+                f"{settings.confidence:.0%} interval, along the curve beside the paper's "
+                "|C|/2 and the exact ρ_n over the same window, and the paper's central "
+                "difference (App. H); dotted lines where the curve crosses C = 0 and γ² = β."
+                if curve
+                else "The rate of log‖u_n‖∞ read over each point's valid window, with its "
+                f"{settings.confidence:.0%} interval, against the rate each theory predicts "
+                "over the same window (paper |C|/2, exact ρ_n); on y = x the prediction is met."
+            ),
+            plot_rates(_get_rates_info(run.points, curve, run.description)),
             520,
         ),
+        Section(
+            "profiles",
+            "Slope profiles and valid windows",
+            f"For the point chosen in the menu: the slope of log‖u_n‖∞ over sliding windows of "
+            f"{settings.profile_window} steps with its interval (band), the exact ρ_n "
+            "(dashed), the paper's |C|/2, the growth tolerance (dotted), and the valid window "
+            "the point's rate was read from (shaded). Recomputed from the traces.",
+            plot_profiles(_get_profiles_info(run.points, run.traces, settings)),
+            560,
+        ),
     ]
+    boundary = _get_boundary_info(run.points, run.traces)
+    if boundary.points:
+        sections.append(
+            Section(
+                "boundary",
+                "On the boundary: the √n law",
+                "Points on γ² = β or C = 0, on log-log axes: the measured ‖u_n‖∞, its exact "
+                "bound, and a √n line through its last value; the legend gives the fitted "
+                "log-log exponent after the settle step.",
+                plot_boundary(boundary),
+                520,
+            )
+        )
     if not run.evals.empty:
         sections.append(
             Section(
                 "testloss",
-                "4. Test loss",
+                "Test loss",
                 "Test loss against n per point (colored by C), and the best test loss reached "
                 "by chosen steps against C (the paper's Fig. 3).",
                 plot_test_loss(_get_test_loss_info(run.points, run.evals)),
@@ -86,19 +124,26 @@ def build_figures(run: RunData) -> list[Section]:
     sections.append(
         Section(
             "tensors",
-            f"{len(sections) + 1}. Where the growth lives",
-            "Share of steps at which each parameter tensor held the max-update, per point.",
+            "Where the growth lives",
+            "Share of the steps of each point's valid window (its whole run when that is "
+            "empty) at which each parameter tensor held the max-update: the tensors most "
+            "often on top are named, the rest pooled as 'other'. The table's max tensor is "
+            "each point's largest share.",
             plot_tensors(_get_tensor_info(run.points, run.traces)),
             560,
         )
     )
-    return sections
+    return [
+        Section(s.key, f"{i}. {s.heading}", s.caption, s.figure, s.height)
+        for i, s in enumerate(sections, start=1)
+    ]
 
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1280px; color: #222; }
 .banner { background: #fff3cd; border: 1px solid #e0c46c; padding: .6em 1em; font-weight: 600; }
 .summary li { margin: .2em 0; }
+.summary li.falsified { color: #c00; font-weight: 700; }
 figure { margin: 2em 0; } figcaption { color: #555; font-size: .92em; }
 table.points { border-collapse: collapse; font-size: .82em; }
 table.points th, table.points td { border: 1px solid #ddd; padding: .25em .5em; }
@@ -153,7 +198,12 @@ def _table_html(table: pd.DataFrame) -> str:
 
 
 def _summary_html(summary: ReportSummary) -> str:
-    items = "".join(f"<li>{html.escape(line)}</li>" for line in summary.lines())
+    items = "".join(
+        f"<li class='falsified'>{html.escape(line)}</li>"
+        if line.startswith("FALSIFIED")
+        else f"<li>{html.escape(line)}</li>"
+        for line in summary.lines()
+    )
     return f"<ul class='summary'>{items}</ul>"
 
 

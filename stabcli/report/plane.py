@@ -1,9 +1,10 @@
 """Figure 1: the (β, γ) plane with both theories' regions and the sweep's points.
 
-Level curves B_c = {C = c} (paper §3.1), normal curves γ³ + 2β³ = k (App. E), the paper's
-stable region B+ shaded, the boundaries C = 0 (paper) and γ² = β (exact), and the sweep's
-points colored by measured slope. Buttons switch between the unit square and the corner
-near (1, 1), where the paper's experiments live.
+Level curves B_c = {C = c} (paper §3.1, in greys), normal curves γ³ + 2β³ = k (App. E),
+the paper's stable region B+ shaded, the boundaries C = 0 (paper) and γ² = β (exact), and
+the sweep's points colored by their measured class (docs/theory.md (9.5)), with a marker
+per exact verdict (9.7) and falsifications outlined in red. The view opens on the swept
+points; buttons switch to the unit square, the corner near (1, 1), and back.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import pandas as pd
 
 from stabcli.errors import StabcliError
 from stabcli.report._display import (
-    C_COLORSCALE,
-    SLOPE_COLORSCALE,
+    CLASS_COLORS,
+    EXACT_COLOR,
+    LEVEL_COLORSCALE,
+    PAPER_COLOR,
     colors_for,
     finite_mask,
     point_label,
@@ -33,8 +36,26 @@ TITLE = "The (β, γ) plane: β = torch beta2, γ = torch beta1"
 LEVELS = (-1.0, -0.5, -0.2, -0.1, -0.05, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 #: Points whose normal curves are drawn; (0.999, 0.9) and (0.95, 0.9) are the paper's.
 NORMAL_THROUGH = ((0.999, 0.9), (0.95, 0.9), (0.8, 0.7), (0.6, 0.5), (0.4, 0.3))
-FULL_VIEW = ((0.0, 1.005), (0.0, 1.005))  # (β range, γ range)
-CORNER_VIEW = ((0.9, 1.002), (0.85, 1.002))
+View = tuple[tuple[float, float], tuple[float, float]]  # (β range, γ range)
+FULL_VIEW: View = ((0.0, 1.005), (0.0, 1.005))
+CORNER_VIEW: View = ((0.9, 1.002), (0.85, 1.002))
+#: Margin around the swept points, as a fraction of their span (at least MIN_SPAN wide).
+VIEW_MARGIN = 0.08
+MIN_SPAN = 0.01
+#: Measured classes in legend order (docs/theory.md (9.5)).
+CLASSES = ("growing", "bounded", "undetermined", "diverged")
+#: Marker symbol per exact-theory verdict (docs/theory.md (9.7)).
+VERDICT_SYMBOLS = {
+    "growth predicted and seen": "circle",
+    "seen faster than predicted": "star",
+    "predicted, bound not reached": "diamond",
+    "bounded as predicted": "circle",
+    "seen but not predicted": "triangle-up",
+    "diverged": "x",
+    "undetermined": "circle-open",
+}
+#: Verdicts that contradict a theory (outlined in red).
+FALSIFYING = ("seen but not predicted",)
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,18 @@ class Curve:
 
 
 @dataclass(frozen=True)
+class PlanePoints:
+    """The sweep's points as drawn: arrays of shape (P,) and lists of length P."""
+
+    beta: np.ndarray
+    gamma: np.ndarray
+    measured_class: list[str]  # growing, bounded, undetermined, diverged ("" if unknown)
+    symbol: list[str]  # marker per exact verdict
+    falsified: np.ndarray  # (P,) bool: a theory contradicted (bound above, growth unpredicted)
+    labels: list[str]  # hover text: the point, its class, rate and why
+
+
+@dataclass(frozen=True)
 class PlaneInfo:
     """What figure 1 draws."""
 
@@ -56,12 +89,9 @@ class PlaneInfo:
     b_plus: Curve  # polygon of the paper's B+ (C > 0) inside the unit square
     paper_boundary: Curve  # C = 0: γ = 2β/(1+β)
     exact_boundary: Curve  # γ² = β: γ = sqrt(β)
-    point_beta: np.ndarray  # the sweep's points
-    point_gamma: np.ndarray
-    point_slope: np.ndarray  # measured slope (nan where none)
-    point_labels: list[str]
-    slope_range: tuple[float, float]
-    initial_view: tuple[tuple[float, float], tuple[float, float]]
+    points: PlanePoints
+    points_view: View  # the swept points with a margin
+    initial_view: View  # points_view, or the whole square without points
 
 
 def _beta_grid() -> np.ndarray:
@@ -88,6 +118,64 @@ def _normal_curve(beta0: float, gamma0: float) -> Curve | None:
     )
 
 
+def _fit_view(beta: np.ndarray, gamma: np.ndarray) -> View:
+    """The swept points' bounding box with a margin, inside the whole-square view."""
+    if not len(beta):
+        return FULL_VIEW
+    out = []
+    for values, (lo_all, hi_all) in ((beta, FULL_VIEW[0]), (gamma, FULL_VIEW[1])):
+        lo, hi = float(values.min()), float(values.max())
+        pad = max((hi - lo) * VIEW_MARGIN, MIN_SPAN / 2)
+        out.append((max(lo - pad, lo_all), min(hi + pad, hi_all)))
+    return (out[0], out[1])
+
+
+def _text(values: pd.Series | None, n: int) -> list[str]:
+    if values is None:
+        return [""] * n
+    return ["" if pd.isna(v) else str(v) for v in values]
+
+
+def _plane_points(points: pd.DataFrame) -> PlanePoints:
+    """The finite points of points.csv with their class, verdict marker and hover text."""
+    if points.empty:
+        empty = np.array([])
+        return PlanePoints(empty, empty, [], [], np.array([], dtype=bool), [])
+    beta = points["beta"].to_numpy(float)
+    gamma = points["gamma"].to_numpy(float)
+    keep = finite_mask(beta, gamma)
+    rows = points[keep]
+    n = len(rows)
+    classes = _text(rows.get("measured_class"), n)
+    exact_verdicts = _text(rows.get("exact_verdict"), n)
+    paper_verdicts = _text(rows.get("paper_verdict"), n)
+    checks = _text(rows.get("bound_check"), n)
+    reasons = _text(rows.get("class_reason"), n)
+    rates = rows["rate"].to_numpy(float) if "rate" in rows else np.full(n, np.nan)
+    falsified = np.array(
+        [
+            e in FALSIFYING or p in FALSIFYING or c == "above the bound"
+            for e, p, c in zip(exact_verdicts, paper_verdicts, checks, strict=True)
+        ],
+        dtype=bool,
+    )
+    labels = []
+    for b, g, cls, rate, why, e in zip(
+        beta[keep], gamma[keep], classes, rates, reasons, exact_verdicts, strict=True
+    ):
+        rate_text = f"rate {rate:.4g} per step" if np.isfinite(rate) else "no rate"
+        extra = f"<br>{why}" if why else ""
+        labels.append(f"{point_label(b, g)}<br>{cls or '?'}: {rate_text}<br>exact: {e}{extra}")
+    return PlanePoints(
+        beta=beta[keep],
+        gamma=gamma[keep],
+        measured_class=classes,
+        symbol=[VERDICT_SYMBOLS.get(v, "circle") for v in exact_verdicts],
+        falsified=falsified,
+        labels=labels,
+    )
+
+
 def _get_plane_info(points: pd.DataFrame, through: tuple[float, float] | None = None) -> PlaneInfo:
     """Curves of the plane and the sweep's points (non-finite coordinates dropped)."""
     grid = _beta_grid()
@@ -108,15 +196,8 @@ def _get_plane_info(points: pd.DataFrame, through: tuple[float, float] | None = 
         np.concatenate([[0.0], grid, [1.0, 0.0]]),
         np.concatenate([[0.0], paper_gamma, [0.0, 0.0]]),
     )
-    beta = points["beta"].to_numpy(float) if len(points) else np.array([])
-    gamma = points["gamma"].to_numpy(float) if len(points) else np.array([])
-    slope = points["measured_slope"].to_numpy(float) if len(points) else np.array([])
-    keep = finite_mask(beta, gamma)
-    beta, gamma, slope = beta[keep], gamma[keep], slope[keep]
-    (b_lo, b_hi), (g_lo, g_hi) = CORNER_VIEW
-    in_corner = bool(len(beta)) and bool(
-        ((beta >= b_lo) & (beta <= b_hi) & (gamma >= g_lo) & (gamma <= g_hi)).all()
-    )
+    swept = _plane_points(points)
+    view = _fit_view(swept.beta, swept.gamma)
     return PlaneInfo(
         level_curves=levels,
         normal_curves=normals,
@@ -125,21 +206,18 @@ def _get_plane_info(points: pd.DataFrame, through: tuple[float, float] | None = 
         exact_boundary=Curve(
             "γ² = β (exact boundary)", grid, np.asarray(exact.boundary_gamma(grid), float)
         ),
-        point_beta=beta,
-        point_gamma=gamma,
-        point_slope=slope,
-        point_labels=[point_label(b, g) for b, g in zip(beta, gamma, strict=True)],
-        slope_range=value_range(slope),
-        initial_view=CORNER_VIEW if in_corner else FULL_VIEW,
+        points=swept,
+        points_view=view,
+        initial_view=view,
     )
 
 
-def _view_args(view: tuple[tuple[float, float], tuple[float, float]]) -> dict[str, list[float]]:
+def _view_args(view: View) -> dict[str, list[float]]:
     return {"xaxis.range": list(view[0]), "yaxis.range": list(view[1])}
 
 
 def plot_plane(info: PlaneInfo) -> go.Figure:
-    """Figure 1 from its info, with "whole square" / "near (1, 1)" buttons."""
+    """Figure 1 from its info, with "swept points" / "whole square" / "near (1, 1)" buttons."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -149,26 +227,26 @@ def plot_plane(info: PlaneInfo) -> go.Figure:
             y=info.b_plus.gamma,
             name=info.b_plus.name,
             fill="toself",
-            fillcolor="rgba(70,130,180,0.12)",
+            fillcolor="rgba(70,130,180,0.10)",
             line={"width": 0},
             hoverinfo="skip",
         )
     )
     lo, hi = value_range(c.value for c in info.level_curves)
-    level_colors = colors_for([c.value for c in info.level_curves], lo, hi, C_COLORSCALE)
+    level_colors = colors_for([c.value for c in info.level_curves], lo, hi, LEVEL_COLORSCALE)
     level = {"legendgroup": "level", "legendgrouptitle": {"text": "level curves of C"}}
     normal = {"legendgroup": "normal", "legendgrouptitle": {"text": "normal curves"}}
     styled: list[tuple[Curve, dict[str, Any], dict[str, Any]]] = [
         *(
-            (c, {"color": col, "width": 1.2}, level)
+            (c, {"color": col, "width": 1.1}, level)
             for c, col in zip(info.level_curves, level_colors, strict=True)
         ),
         *(
             (c, {"color": "rgba(90,90,90,0.7)", "width": 1, "dash": "dot"}, normal)
             for c in info.normal_curves
         ),
-        (info.paper_boundary, {"color": "black", "width": 2.5}, {}),
-        (info.exact_boundary, {"color": "crimson", "width": 2.5, "dash": "dash"}, {}),
+        (info.paper_boundary, {"color": PAPER_COLOR, "width": 2.5}, {}),
+        (info.exact_boundary, {"color": EXACT_COLOR, "width": 2.5, "dash": "dash"}, {}),
     ]
     for curve, line, group in styled:
         fig.add_trace(
@@ -182,46 +260,56 @@ def plot_plane(info: PlaneInfo) -> go.Figure:
                 **group,
             )
         )
-    has_slope = np.isfinite(info.point_slope)
-    s_lo, s_hi = info.slope_range
-    fig.add_trace(
-        go.Scatter(
-            x=info.point_beta[has_slope],
-            y=info.point_gamma[has_slope],
-            mode="markers",
-            name="sweep points (color: measured slope)",
-            text=[s for s, k in zip(info.point_labels, has_slope, strict=True) if k],
-            customdata=info.point_slope[has_slope],
-            marker={
-                "size": 9,
-                "color": info.point_slope[has_slope],
-                "colorscale": SLOPE_COLORSCALE,
-                "cmin": s_lo,
-                "cmax": s_hi,
-                "showscale": True,
-                "colorbar": {"title": {"text": "measured slope"}, "thickness": 14, "x": 1.02},
-                "line": {"width": 0.5, "color": "black"},
-            },
-            hovertemplate="%{text}<br>measured slope %{customdata:.4g}<extra></extra>",
-        )
-    )
-    if (~has_slope).any():
+    p = info.points
+    classes = np.array(p.measured_class, dtype=object)
+    for cls in (*CLASSES, ""):
+        mine = classes == cls if len(classes) else np.array([], dtype=bool)
+        if not mine.any():
+            continue
+        falsified = p.falsified[mine]
         fig.add_trace(
             go.Scatter(
-                x=info.point_beta[~has_slope],
-                y=info.point_gamma[~has_slope],
+                x=p.beta[mine],
+                y=p.gamma[mine],
                 mode="markers",
-                name="sweep points without a finite slope",
-                text=[s for s, k in zip(info.point_labels, has_slope, strict=True) if not k],
-                marker={"size": 9, "color": "grey", "symbol": "x"},
-                hovertemplate="%{text}<br>no finite slope<extra></extra>",
+                name=f"{cls or 'not measured'} ({int(mine.sum())})",
+                legendgroup="points",
+                legendgrouptitle={"text": "swept points: measured class"},
+                text=[t for t, k in zip(p.labels, mine, strict=True) if k],
+                marker={
+                    "size": 10,
+                    "color": CLASS_COLORS.get(cls, "grey"),
+                    "symbol": [s for s, k in zip(p.symbol, mine, strict=True) if k],
+                    "line": {
+                        "width": np.where(falsified, 3.0, 0.6),
+                        "color": np.where(falsified, "red", "black").tolist(),
+                    },
+                },
+                hovertemplate="%{text}<extra></extra>",
             )
         )
+    views = (
+        ("swept points", info.points_view),
+        ("whole square", FULL_VIEW),
+        ("near (1, 1)", CORNER_VIEW),
+    )
     fig.update_layout(
         title={"text": TITLE},
         xaxis={"title": {"text": "β (torch beta2)"}, "range": list(info.initial_view[0])},
         yaxis={"title": {"text": "γ (torch beta1)"}, "range": list(info.initial_view[1])},
-        legend={"x": 1.18, "font": {"size": 10}},
+        legend={"x": 1.02, "font": {"size": 10}, "groupclick": "toggleitem"},
+        annotations=[
+            {
+                "text": "marker: exact verdict (○ as predicted or seen, ◇ bound not reached, "
+                "☆ faster, △ not predicted, open: undetermined); red outline: falsified",
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0,
+                "y": -0.13,
+                "showarrow": False,
+                "font": {"size": 11},
+            }
+        ],
         updatemenus=[
             {
                 "type": "buttons",
@@ -230,16 +318,8 @@ def plot_plane(info: PlaneInfo) -> go.Figure:
                 "y": 1.1,
                 "xanchor": "left",
                 "buttons": [
-                    {
-                        "label": "whole square",
-                        "method": "relayout",
-                        "args": [_view_args(FULL_VIEW)],
-                    },
-                    {
-                        "label": "near (1, 1)",
-                        "method": "relayout",
-                        "args": [_view_args(CORNER_VIEW)],
-                    },
+                    {"label": label, "method": "relayout", "args": [_view_args(view)]}
+                    for label, view in views
                 ],
             }
         ],

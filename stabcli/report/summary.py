@@ -1,8 +1,9 @@
-"""The report's words and numbers: the agreement headline and the per-point table.
+"""The report's words and numbers: the headline and the per-point table.
 
-The headline uses :mod:`stabcli.theory.agreement`, the definition the sweep uses too: a
-theory classifies a point correctly when it predicts growth (paper: region B−; exact:
-γ² > β) exactly when the point was measured growing or diverged.
+The headline is :mod:`stabcli.measure.headline`'s, computed from points.csv's rows
+(:mod:`stabcli.report.measured`): falsifications first, then classes, each theory's
+verdicts with the median rate error on exactly the points where it predicted growth and
+growth was seen, the bound check, and why points are undetermined (docs/theory.md §9).
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from stabcli.errors import StabcliError
+from stabcli.measure import Headline
 from stabcli.report.load import RunData
-from stabcli.theory.agreement import AgreementSummary, PointOutcome, summarize
+from stabcli.report.measured import has_verdicts, headline_of
 
-#: Columns of the per-point table, in order: (column, header).
+#: Columns of the per-point table, in order: (points.csv column, header). Every column of
+#: store.schema.POINT_COLUMNS, the deciding ones first.
 TABLE_COLUMNS = (
     ("position", "position"),
     ("beta", "β"),
@@ -30,37 +34,58 @@ TABLE_COLUMNS = (
     ("paper_region", "paper region"),
     ("exact_stable", "exact stable"),
     ("measured_class", "measured"),
+    ("rate", "rate"),
+    ("rate_low", "rate low"),
+    ("rate_high", "rate high"),
+    ("rate_stderr", "rate stderr"),
+    ("rate_lag1", "residual lag-1"),
+    ("class_reason", "why"),
+    ("exact_rate", "exact rate ρ_n"),
+    ("paper_rate", "paper rate |C|/2"),
+    ("closer_theory", "closer theory"),
+    ("exact_verdict", "exact verdict"),
+    ("exact_rel_error", "exact rate error"),
+    ("paper_verdict", "paper verdict"),
+    ("paper_rel_error", "paper rate error"),
+    ("settle_step", "settles at"),
+    ("window_rule", "window rule"),
+    ("window_start", "window from"),
+    ("window_stop", "window to"),
+    ("steps_needed", "steps needed"),
+    ("central_slope", "central slope"),
+    ("central_at", "central at"),
+    ("power_exponent", "log-log exponent"),
+    ("power_halfwidth", "exponent ±"),
+    ("growth_shape", "growth shape"),
+    ("sqrt_n", "√n"),
+    ("bound_ratio_max", "max u/bound"),
+    ("bound_ratio_step", "max u/bound at"),
+    ("bound_ratio_settled", "max u/bound settled"),
+    ("bound_check", "bound check"),
+    ("bound_note", "bound note"),
     ("diverged_step", "diverged at"),
     ("underflow_step", "invalid from"),
-    ("measured_slope", "measured slope"),
-    ("fit_slope", "fit slope"),
-    ("paper_rate", "paper rate |C|/2"),
-    ("exact_rate", "exact rate ρ_n"),
-    ("agrees_with", "agrees with"),
-    ("bound_ratio_max", "max u/bound"),
     ("max_tensor", "max tensor"),
     ("final_loss", "final loss"),
     ("best_test_loss", "best test loss"),
     ("point_id", "point id"),
 )
-
-
-#: Measured/bound ratios up to this count as within float rounding (float32's ε is 1.2e-7).
-BOUND_RATIO_TOLERANCE = 1e-6
-
-
-def bound_verdict(ratio: float) -> str:
-    """Words for the largest measured/exact-bound ratio, which may never exceed 1."""
-    if ratio <= 1.0:
-        return "within the exact bound"
-    if ratio <= 1.0 + BOUND_RATIO_TOLERANCE:
-        return "within the exact bound up to float rounding"
-    return "ABOVE the exact bound: a bug in the probe"
+#: Columns of whole numbers (steps), shown without decimals.
+STEP_COLUMNS = (
+    "settle_step",
+    "window_start",
+    "window_stop",
+    "steps_needed",
+    "central_at",
+    "bound_ratio_step",
+    "diverged_step",
+    "underflow_step",
+)
 
 
 @dataclass(frozen=True)
 class ReportSummary:
-    """The headline of a report: what was run, how much of it, and how the theories fared."""
+    """The headline of a report: what was run, how much of it, and what it found."""
 
     run_dir: str
     description: str  # the region
@@ -68,9 +93,8 @@ class ReportSummary:
     finished: int  # points in points.csv
     planned: int  # points the sweep set out to run
     partial: bool
-    agreement: AgreementSummary  # both theories' scores
-    agrees_with: dict[str, int]  # counts of the agrees_with column ("both", "paper", ...)
-    max_bound_ratio: float  # largest measured/bound ratio (must be <= 1)
+    headline: Headline  # measure.headline over the finished points
+    measured: bool  # False for rows an older stabcli wrote (no verdicts)
     n_invalid: int = 0  # points whose second moment left the dtype's range at some step
     dtype: str = ""  # the training dtype (from config.json), e.g. "float32"
 
@@ -85,51 +109,66 @@ class ReportSummary:
         )
 
     def lines(self) -> list[str]:
-        """The headline as plain-text lines."""
+        """The headline as plain-text lines; falsifications start with "FALSIFIED"."""
         out = [f"run {self.run_dir}: {self.description}"]
-        if self.partial:
-            out.append(self.partial_note)
-        else:
-            out.append(f"{self.finished} points (complete)")
-        out.append(self.agreement.sentence())
-        if self.agrees_with:
-            counts = ", ".join(f"{k} {v}" for k, v in self.agrees_with.items())
-            out.append(f"measurement agreed with: {counts}")
-        if math.isfinite(self.max_bound_ratio):
+        out.append(self.partial_note if self.partial else f"{self.finished} points (complete)")
+        if not self.measured:
             out.append(
-                f"largest max-update / exact bound: {self.max_bound_ratio:.9g} "
-                f"({bound_verdict(self.max_bound_ratio)})"
+                "these points were measured by an earlier stabcli (no verdicts recorded); "
+                "run the sweep again to measure them with this version"
             )
+        out += self.headline.lines()
         if self.n_invalid:
             dtype = self.dtype or "the training dtype"
             out.append(
                 f"numerically invalid: {self.n_invalid} point(s) from some step on, where the "
-                f"second moment v fell below {dtype}'s normal range and m/sqrt(v) blew up "
-                "(as torch.optim.Adam does); the bound check stops there (see the "
-                "'invalid from' column; float64 reaches further)"
+                f"second moment v fell below {dtype}'s normal range and m/sqrt(v) overshoots "
+                "(as torch.optim.Adam does); the bound check calls them numerically invalid, "
+                "not a probe bug (see the 'invalid from' column; float64 reaches further)"
             )
         return out
 
+    def to_json(self) -> dict[str, Any]:
+        """The summary as JSON-ready values (non-finite numbers as None)."""
+        h = self.headline
 
-def _outcomes(points: pd.DataFrame) -> list[PointOutcome]:
-    """Scored points: those with a measured class."""
-    return [
-        PointOutcome.from_row(row)
-        for row in points.to_dict("records")
-        if row["measured_class"] and not pd.isna(row["exact_stable"])
-    ]
+        def number(x: float) -> float | None:
+            return x if math.isfinite(x) else None
+
+        def tally(t: Any) -> dict[str, Any]:
+            return {
+                "verdicts": {str(v): n for v, n in t.counts},
+                "median_rel_error": number(t.median_rel_error),
+            }
+
+        return {
+            "run_dir": self.run_dir,
+            "description": self.description,
+            "status": self.status,
+            "n_points": h.n_points,
+            "planned": self.planned,
+            "partial": self.partial,
+            "classes": {str(c): n for c, n in h.classes},
+            "paper": tally(h.paper),
+            "exact": tally(h.exact),
+            "closer_theory": dict(h.closer),
+            "falsifications": [
+                {"beta": f.beta, "gamma": f.gamma, "theory": str(f.theory), "what": f.what}
+                for f in h.falsifications
+            ],
+            "bound_ratio_max": number(h.worst_ratio),
+            "bound_ratio_settled": number(h.worst_ratio_window),
+            "bound_check": str(h.worst_status),
+            "n_invalid": self.n_invalid,
+            "undetermined": dict(h.undetermined),
+            "steps_needed": h.steps_needed,
+            "lines": self.lines(),
+        }
 
 
 def get_summary(run: RunData) -> ReportSummary:
     """The headline of ``run``, computed from points.csv."""
     points = run.points
-    agrees = points["agrees_with"][points["agrees_with"] != ""].value_counts()
-    order = [k for k in ("both", "paper", "exact", "neither") if k in agrees] + [
-        k for k in agrees.index if k not in ("both", "paper", "exact", "neither")
-    ]
-    ratios = points["bound_ratio_max"].to_numpy(float)
-    ratios = ratios[np.isfinite(ratios)]
-    invalid = points["underflow_step"].notna()
     return ReportSummary(
         run_dir=str(run.path),
         description=run.description,
@@ -137,10 +176,9 @@ def get_summary(run: RunData) -> ReportSummary:
         finished=run.finished,
         planned=run.planned,
         partial=run.is_partial,
-        agreement=summarize(_outcomes(points)),
-        agrees_with={str(k): int(agrees[k]) for k in order},
-        max_bound_ratio=float(ratios.max()) if len(ratios) else math.nan,
-        n_invalid=int(invalid.sum()),
+        headline=headline_of(points, run.measure_settings),
+        measured=has_verdicts(points),
+        n_invalid=int(points["underflow_step"].notna().sum()),
         dtype=run.dtype,
     )
 
@@ -150,9 +188,9 @@ def get_table(points: pd.DataFrame, human: bool = True) -> pd.DataFrame:
     machine-readable exports, points.csv's column names."""
     columns = [c for c, _ in TABLE_COLUMNS if c in points]
     table = points[columns].copy()
-    for column in ("diverged_step", "underflow_step"):  # steps: whole numbers
+    for column in STEP_COLUMNS:  # steps: whole numbers
         if column in table:
-            table[column] = table[column].astype("Int64")
+            table[column] = table[column].round().astype("Int64")
     return table.rename(columns=dict(TABLE_COLUMNS)) if human else table
 
 

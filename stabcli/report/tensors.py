@@ -1,8 +1,12 @@
-"""Figure 5: where the growth lives — which parameter tensors held the max-update.
+"""Figure 6: where the growth lives — which parameter tensors held the max-update.
 
-For every point, the share of steps at which each parameter tensor held ‖u_n‖∞ (a stacked
-bar per point, in region order). The tensor holding it at the slope step is in the hover and
-in the table.
+For every point, the share of the steps of its valid window (docs/theory.md (9.3)) at
+which each parameter tensor held ‖u_n‖∞: a stacked bar per point, in region order. The
+window is where the rate was read, so this is where the measured growth lives; a point
+whose window is empty (a run too short) counts its whole run. The tallest named share is
+the table's ``max_tensor`` column, the same definition (the tensor holding the
+max-update most often over the valid window). The tensors most often on top over all
+points are named, each in its own color; the rest are pooled as "other".
 """
 
 from __future__ import annotations
@@ -13,75 +17,103 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from stabcli.report._display import empty_figure, point_label
+from stabcli.report._display import OTHER_COLOR, TENSOR_PALETTE, empty_figure, point_label
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-TITLE = "Where the growth lives: the parameter tensor holding ‖u_n‖∞"
-#: Tensors shown by name; the rest are pooled as "other".
+TITLE = "Where the growth lives: the parameter tensor holding ‖u_n‖∞ over the valid window"
+#: Tensors shown by name (each in a distinct color); the rest are pooled as "other".
 MAX_TENSORS = 12
 OTHER = "other"
 
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """Share of steps each tensor held the max-update, per point."""
+    """Share of window steps each tensor held the max-update, per point."""
 
     labels: list[str]  # one per point, region order
     tensors: list[str]  # most frequent first; "other" last when tensors were pooled
+    colors: list[str]  # one per tensor, all distinct ("other" grey)
     shares: np.ndarray  # (T, P): tensors, points; each column sums to 1
-    at_slope_step: list[str]  # tensor holding the max at the slope step, per point
+    top: list[str]  # per point, the tensor holding the max most often over its window
+    spans: list[str]  # per point, the steps counted, e.g. "n = 533–799"
+
+
+def _in_window(traces: pd.DataFrame, points: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The records of each point inside its valid window (its whole run if that is empty)."""
+    start = dict(zip(points["point_id"], points["window_start"].to_numpy(float), strict=True))
+    stop = dict(zip(points["point_id"], points["window_stop"].to_numpy(float), strict=True))
+    lo = traces["point_id"].map(start).to_numpy(float)
+    hi = traces["point_id"].map(stop).to_numpy(float)
+    has = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
+    steps = traces["step"].to_numpy(float)
+    keep = ~has | ((steps >= lo) & (steps < hi))
+    spans = [
+        f"n = {int(start[p])}–{int(stop[p]) - 1}"
+        if np.isfinite(start[p]) and np.isfinite(stop[p]) and stop[p] > start[p]
+        else "the whole run"
+        for p in points["point_id"]
+    ]
+    return traces[keep], spans
 
 
 def _get_tensor_info(
     points: pd.DataFrame, traces: pd.DataFrame, max_tensors: int = MAX_TENSORS
 ) -> TensorInfo:
-    """Counts of max_tensor over the steps with a finite max-update, as shares per point."""
-    empty = TensorInfo([], [], np.zeros((0, 0)), [])
+    """Counts of max_tensor over each point's window steps with a finite max-update, as
+    shares per point; the top ``max_tensors`` tensors named, the rest "other"."""
+    empty = TensorInfo([], [], [], np.zeros((0, 0)), [], [])
     if points.empty or traces.empty or "max_tensor" not in traces:
         return empty
+    max_tensors = min(max_tensors, len(TENSOR_PALETTE))
     finite = traces[np.isfinite(traces["max_update"].to_numpy(float))]
     finite = finite[finite["max_tensor"] != ""]
+    finite, spans = _in_window(finite, points)
     if finite.empty:
         return empty
     counts = pd.crosstab(finite["max_tensor"], finite["point_id"])  # (tensors, points)
     ids = [pid for pid in points["point_id"].astype(str) if pid in counts.columns]
     counts = counts[ids]
-    totals = counts.sum(axis=1).sort_values(ascending=False, kind="stable")
-    named = list(totals.index[:max_tensors])
-    shown = counts.loc[named]
-    if len(totals) > max_tensors:
-        shown = pd.concat([shown, counts.loc[totals.index[max_tensors:]].sum().to_frame(OTHER).T])
-    shares = shown.to_numpy(float) / np.maximum(counts.sum(axis=0).to_numpy(float), 1.0)
+    per_point = counts / np.maximum(counts.sum(axis=0), 1)  # shares, (tensors, points)
+    order = per_point.sum(axis=1).sort_values(ascending=False, kind="stable").index
+    named = list(order[:max_tensors])
+    shown = per_point.loc[named]
+    if len(order) > max_tensors:
+        shown = pd.concat([shown, per_point.loc[order[max_tensors:]].sum().to_frame(OTHER).T])
+    top = [str(counts[pid].idxmax()) for pid in ids]  # ties: the first in name order
     rows = points.set_index(points["point_id"].astype(str)).loc[ids]
+    span_of = dict(zip(points["point_id"].astype(str), spans, strict=True))
     return TensorInfo(
         labels=[  # numbered: two points may share (β, γ), a category axis must not merge them
             f"{i}: {point_label(b, g)}"
             for i, (b, g) in enumerate(zip(rows["beta"], rows["gamma"], strict=True), start=1)
         ],
         tensors=[str(t) for t in shown.index],
-        shares=shares,
-        at_slope_step=[str(t) for t in rows.get("max_tensor", pd.Series("", index=rows.index))],
+        colors=[*TENSOR_PALETTE[: len(named)], *([OTHER_COLOR] if len(shown) > len(named) else [])],
+        shares=shown.to_numpy(float),
+        top=top,
+        spans=[span_of[pid] for pid in ids],
     )
 
 
 def plot_tensors(info: TensorInfo) -> go.Figure:
-    """Figure 5 from its info: a stacked bar per point, one color per tensor."""
+    """Figure 6 from its info: a stacked bar per point, one distinct color per tensor."""
     import plotly.graph_objects as go
 
     if not info.labels:
         return empty_figure(TITLE, "no max-update tensors recorded")
     fig = go.Figure()
-    at_slope = [f"at the slope step: {t or '?'}" for t in info.at_slope_step]
-    for name, share in zip(info.tensors, info.shares, strict=True):
+    hover = [f"most often: {t} ({s})" for t, s in zip(info.top, info.spans, strict=True)]
+    for name, color, share in zip(info.tensors, info.colors, info.shares, strict=True):
         fig.add_trace(
             go.Bar(
                 x=info.labels,
                 y=share,
                 name=name,
-                customdata=at_slope,
-                hovertemplate=f"{name}<br>%{{x}}<br>%{{y:.1%}} of steps<br>"
+                marker={"color": color},
+                customdata=hover,
+                hovertemplate=f"{name}<br>%{{x}}<br>%{{y:.1%}} of window steps<br>"
                 "%{customdata}<extra></extra>",
             )
         )
@@ -89,7 +121,7 @@ def plot_tensors(info: TensorInfo) -> go.Figure:
         title={"text": TITLE},
         barmode="stack",
         xaxis={"title": {"text": "point (region order)"}, "tickangle": -45, "type": "category"},
-        yaxis={"title": {"text": "share of steps"}, "tickformat": ".0%", "range": [0, 1]},
+        yaxis={"title": {"text": "share of window steps"}, "tickformat": ".0%", "range": [0, 1]},
         legend={"title": {"text": "parameter tensor"}},
     )
     return fig

@@ -1,102 +1,183 @@
-"""The report in a terminal: the headline and the per-point table, with rich."""
+"""The report in a terminal: the per-point table and the headline, with rich.
+
+The table shows the numbers that decide each point first (docs/theory.md §9): its class,
+the rate over its valid window with the interval's half-width, and both theories' rates
+over the same window. As many further columns as fit the width follow; the exports
+(--csv, --markdown) always hold them all.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from stabcli.measure import MeasureSettings
 from stabcli.report.load import RunData
-from stabcli.report.summary import ReportSummary, format_cell, get_summary, get_table
+from stabcli.report.summary import ReportSummary, format_cell, get_summary
 
-#: Table columns for a terminal, most important first: as many as fit the width are shown
-#: (in table order); the exports (--csv, --markdown) always hold them all.
-TERMINAL_PRIORITY = {  # table column: short header
-    "β": "β",
-    "γ": "γ",
-    "C": "C",
-    "measured": "measured",
-    "measured slope": "slope",
-    "exact rate ρ_n": "ρ_n",
-    "paper rate |C|/2": "|C|/2",
-    "agrees with": "agrees",
-    "diverged at": "diverged",
-    "invalid from": "invalid from",
-    "fit slope": "fit",
-    "max u/bound": "u/bound",
-    "max tensor": "max tensor",
-    "paper region": "paper",
-    "exact stable": "exact stable",
-}
-#: Columns shown only when some point has a value there (rare events).
-SHOWN_WHEN_SET = {"invalid from"}
-#: Rates and C read best with fixed decimals (and stay narrow).
-FIXED_DECIMALS = {"C", "measured slope", "fit slope", "exact rate ρ_n", "paper rate |C|/2"}
-_COLORS = {"growing": "red", "diverged": "bold red", "bounded": "green"}
 _PADDING = 3  # a cell's border and padding, in characters
+_COLORS = {
+    "growing": "red",
+    "diverged": "bold red",
+    "bounded": "green",
+    "undetermined": "yellow",
+}
+
+
+def _fixed(column: str) -> Callable[[pd.Series], str]:
+    def cell(row: pd.Series) -> str:
+        value = row.get(column)
+        if not (isinstance(value, float) and math.isfinite(value)):
+            return ""
+        return f"{round(value, 4) + 0.0:.4f}"  # + 0.0: a rounded −1e-17 reads 0.0000, not −0.0000
+
+    return cell
+
+
+def _plain(column: str) -> Callable[[pd.Series], str]:
+    return lambda row: format_cell(row.get(column), digits=5)
+
+
+def _step(column: str) -> Callable[[pd.Series], str]:
+    def cell(row: pd.Series) -> str:
+        value = row.get(column)
+        return f"{int(value)}" if isinstance(value, float) and math.isfinite(value) else ""
+
+    return cell
+
+
+def _rate(row: pd.Series) -> str:
+    """rate ± half-width of its interval, 4 decimals: "0.0125±0.0002"."""
+    rate, low, high = (row.get(c) for c in ("rate", "rate_low", "rate_high"))
+    if not (isinstance(rate, float) and math.isfinite(rate)):
+        return ""
+    half = (high - low) / 2 if isinstance(high, float) and isinstance(low, float) else math.nan
+    return f"{rate:.4f}±{half:.4f}" if math.isfinite(half) else f"{rate:.4f}"
+
+
+def _window(row: pd.Series) -> str:
+    start, stop = row.get("window_start"), row.get("window_stop")
+    if isinstance(start, float) and isinstance(stop, float) and math.isfinite(start + stop):
+        return f"{int(start)}–{int(stop)}" if stop > start else ""
+    return ""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A terminal column: its header, how a row becomes its cell, and its alignment."""
+
+    header: str
+    cell: Callable[[pd.Series], str]
+    right: bool = True  # numbers right-aligned
+    when_set: bool = False  # shown only when some point has a value there (rare events)
+
+
+#: Terminal columns in display order.
+COLUMNS = {
+    "beta": Column("β", _plain("beta")),
+    "gamma": Column("γ", _plain("gamma")),
+    "c_value": Column("C", _fixed("c_value")),
+    "measured_class": Column("measured", _plain("measured_class"), right=False),
+    "rate": Column("rate ±95%", _rate),
+    "exact_rate": Column("ρ_n", _fixed("exact_rate")),
+    "paper_rate": Column("|C|/2", _fixed("paper_rate")),
+    "closer_theory": Column("closer", _plain("closer_theory"), right=False),
+    "window": Column("window", _window),
+    "central_slope": Column("App. H", _fixed("central_slope")),
+    "bound_ratio_settled": Column("u/bound", _plain("bound_ratio_settled")),
+    "diverged_step": Column("diverged", _step("diverged_step"), when_set=True),
+    "underflow_step": Column("invalid from", _step("underflow_step"), when_set=True),
+    "max_tensor": Column("max tensor", _plain("max_tensor"), right=False),
+    "class_reason": Column("why", _plain("class_reason"), right=False),
+}
+#: Which columns are shown first when the width is short: the deciding numbers (class,
+#: rate ± error, ρ_n and |C|/2) come right after the point itself.
+PRIORITY = (
+    "beta",
+    "gamma",
+    "measured_class",
+    "rate",
+    "exact_rate",
+    "paper_rate",
+    "closer_theory",
+    "c_value",
+    "diverged_step",
+    "underflow_step",
+    "window",
+    "bound_ratio_settled",
+    "central_slope",
+    "max_tensor",
+    "class_reason",
+)
 
 
 def render_summary(summary: ReportSummary, console: Console) -> None:
-    """The headline lines (plain text, never markup: they hold paths); the partial-run note
-    in yellow."""
+    """The headline lines (plain text, never markup: they hold paths); falsifications in
+    red, the partial-run note in yellow."""
     for line in summary.lines():
-        style = "bold yellow" if line == summary.partial_note else None
+        style = None
+        if line.startswith("FALSIFIED"):
+            style = "bold red"
+        elif line == summary.partial_note:
+            style = "bold yellow"
         console.print(line, style=style, highlight=False, soft_wrap=True, markup=False)
 
 
-def _fitting_columns(cells: dict[str, list[str]], width: int) -> list[str]:
-    chosen: list[str] = []
+def fitting_columns(cells: dict[str, list[str]], width: int) -> list[str]:
+    """The columns to show at ``width`` characters: by PRIORITY, each if it fits, in
+    display order."""
+    chosen: set[str] = set()
     used = 1
-    for column in TERMINAL_PRIORITY:
-        if column not in cells:
+    for key in PRIORITY:
+        if key not in cells:
             continue
-        need = max([len(TERMINAL_PRIORITY[column]), *map(len, cells[column])]) + _PADDING
+        need = max([len(COLUMNS[key].header), *map(len, cells[key])]) + _PADDING
         if used + need > width and len(chosen) >= 3:
             continue
-        chosen.append(column)
+        chosen.add(key)
         used += need
-    return chosen
+    return [key for key in COLUMNS if key in chosen]
 
 
-def _cell(column: str, value: object) -> str:
-    if column in FIXED_DECIMALS and isinstance(value, float) and math.isfinite(value):
-        return f"{value:.4f}"
-    return format_cell(value, digits=5)
-
-
-def render_table(table: pd.DataFrame, console: Console, slope_step: int | None = None) -> None:
-    """The per-point table: the columns that fit the console, measured class colored."""
-    cells = {c: [_cell(c, v) for v in table[c]] for c in table.columns}
-    for column in SHOWN_WHEN_SET & set(cells):
-        if not any(cells[column]):
-            del cells[column]
-    shown = set(_fitting_columns(cells, console.width))
-    columns = [c for c in table.columns if c in shown and c in cells]
-    hidden = len([c for c in TERMINAL_PRIORITY if c in cells]) - len(columns)
-    at = f" at n = {slope_step}" if slope_step is not None else ""
+def render_table(
+    points: pd.DataFrame, console: Console, settings: MeasureSettings | None = None
+) -> None:
+    """The per-point table: the columns that fit the console, the measured class colored."""
+    s = settings or MeasureSettings()
+    rows = [row for _, row in points.iterrows()]
+    cells = {key: [c.cell(row) for row in rows] for key, c in COLUMNS.items()}
+    for key, column in COLUMNS.items():
+        if column.when_set and not any(cells[key]):
+            del cells[key]
+    shown = fitting_columns(cells, console.width)
+    hidden = len(cells) - len(shown)
     notes = [
-        f"rates per step{at}: slope measured (App. H), ρ_n exact, |C|/2 paper",
-        "measured class: from the least-squares slope around that step",
+        f"rate: least-squares slope of log‖u_n‖∞ per step over the point's valid window, "
+        f"± its {s.confidence:.0%} interval; ρ_n (exact) and |C|/2 (paper): their rates over "
+        f"the same window; closer: the theory within {s.closer_tol:.0%} of the rate",
         f"{hidden} column(s) hidden for width: see --csv or --markdown" if hidden else "",
     ]
-    title = "β = torch beta2, γ = torch beta1"
-    caption = "\n".join(n for n in notes if n)
     out = Table(
-        show_header=True, header_style="bold", title=title, caption=caption, caption_justify="left"
+        show_header=True,
+        header_style="bold",
+        title="β = torch beta2, γ = torch beta1",
+        caption="\n".join(n for n in notes if n),
+        caption_justify="left",
     )
-    for column in columns:
-        numeric = pd.api.types.is_numeric_dtype(table[column]) and column != "exact stable"
-        out.add_column(
-            TERMINAL_PRIORITY[column], justify="right" if numeric else "left", no_wrap=True
-        )
-    for i in range(len(table)):
+    for key in shown:
+        column = COLUMNS[key]
+        out.add_column(column.header, justify="right" if column.right else "left", no_wrap=True)
+    for i in range(len(rows)):
         row = []
-        for column in columns:
-            text = escape(cells[column][i])  # cells hold stored text (tensor names, ...)
-            color = _COLORS.get(cells[column][i]) if column == "measured" else None
+        for key in shown:
+            text = escape(cells[key][i])  # cells hold stored text (tensor names, ...)
+            color = _COLORS.get(cells[key][i]) if key == "measured_class" else None
             row.append(f"[{color}]{text}[/]" if color else text)
         out.add_row(*row)
     console.print(out)
@@ -104,6 +185,5 @@ def render_table(table: pd.DataFrame, console: Console, slope_step: int | None =
 
 def render_run(run: RunData, console: Console) -> None:
     """What `stabcli report` (and a finished `stabcli sweep`) prints: table, then headline."""
-    steps = run.points["slope_step"].dropna().tolist() if "slope_step" in run.points else []
-    render_table(get_table(run.points), console, int(steps[0]) if steps else None)
+    render_table(run.points, console, run.measure_settings)
     render_summary(get_summary(run), console)

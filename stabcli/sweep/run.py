@@ -3,18 +3,19 @@ each batch finishes, resumable after any interruption.
 
 A :class:`SweepRequest` (what was asked) is resolved once into a :class:`SweepPlan` by
 :func:`plan_sweep`: the probe's device, dtype and data (by content), the settings that
-identify the run and their fingerprint, the point ids and the run directory. Nothing is
-written until :func:`run_sweep` runs the plan.
+identify the run and their fingerprint, the point ids, the run directory, and which points
+the run is too short to measure (their valid window opens too late, docs/theory.md (9.3)).
+Nothing is written until :func:`run_sweep` runs the plan; each finished batch is measured
+by :mod:`stabcli.measure` (:mod:`stabcli.sweep.rows`) and committed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import platform
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,12 @@ import pandas as pd
 
 from stabcli import __version__
 from stabcli.errors import StabcliError
+from stabcli.measure import SweepPlan as WindowPlan
+from stabcli.measure import plan_sweep as plan_windows
 from stabcli.probe import Preset, ProbeResult, ProbeSetup, resolve_setup, run_probes
 from stabcli.store import RunDir, fingerprint, list_runs, point_id
-from stabcli.store.schema import POINT_COLUMNS
-from stabcli.sweep.measure import MeasureSettings, measure_point
 from stabcli.sweep.regions import SweepRegion
-from stabcli.sweep.table import prediction_columns
-from stabcli.theory.agreement import AgreementSummary, PointOutcome, agrees_with, summarize
+from stabcli.sweep.rows import MeasureSetup, batch_rows
 
 SETTINGS_KEY = "settings"
 
@@ -40,7 +40,7 @@ class SweepRequest:
 
     preset: Preset  # with overrides applied
     region: SweepRegion
-    measure: MeasureSettings
+    measure: MeasureSetup
     out: Path | None = None  # the run directory; None: the newest run of the same settings
     # and region under runs_root (so that re-running resumes it), else runs_root/<timestamp>
     device: str | None = None  # None: cuda, then mps, then cpu
@@ -59,6 +59,7 @@ class SweepPlan:
     fingerprint: str  # of ``settings``: the run's identity
     ids: tuple[str, ...]  # point ids, in region order
     out: Path  # the run directory
+    windows: WindowPlan  # the points whose valid window does not fit in the run, and the fix
 
 
 @dataclass(frozen=True)
@@ -72,17 +73,25 @@ class SweepStart:
 
 
 @dataclass(frozen=True)
+class BatchSaved:
+    """A batch just committed to the run directory (for progress displays)."""
+
+    n_points: int  # points in this batch
+    n_saved: int  # points of this invocation saved so far, this batch included
+    n_todo: int  # points this invocation trains in all
+
+
+@dataclass(frozen=True)
 class SweepOutcome:
     """What a finished (or resumed-to-completion) sweep produced."""
 
     run: RunDir
     points: pd.DataFrame  # points.csv rows of this region, in region order
-    summary: AgreementSummary
     n_run: int  # points trained by this invocation
     n_reused: int  # points found finished in the run directory
 
 
-def settings_of(setup: ProbeSetup, measure: MeasureSettings) -> dict[str, Any]:
+def settings_of(setup: ProbeSetup, measure: MeasureSetup) -> dict[str, Any]:
     """The settings that determine every point's results (they fingerprint the run).
 
     The data enter by content (sha256), not by path: the same text anywhere is the same
@@ -91,12 +100,12 @@ def settings_of(setup: ProbeSetup, measure: MeasureSettings) -> dict[str, Any]:
     preset = setup.preset.to_dict()
     preset["data"].pop("data_path", None)
     data = {"source": setup.data.source, "sha256": setup.data.sha256}
-    return {"preset": preset, "data": data, "measurement": asdict(measure)}
+    return {"preset": preset, "data": data, "measurement": measure.to_dict()}
 
 
 def plan_sweep(request: SweepRequest) -> SweepPlan:
     """Resolve a request once: probe setup (one-line errors, nothing written), settings,
-    fingerprint, point ids and the run directory."""
+    fingerprint, point ids, the run directory and the points too late to measure."""
     setup = resolve_setup(request.preset, request.device)
     settings = settings_of(setup, request.measure)
     fp = fingerprint(settings)
@@ -104,7 +113,9 @@ def plan_sweep(request: SweepRequest) -> SweepPlan:
     out = request.out
     if out is None:
         out = default_run_dir(request.runs_root, fp, request.region.to_dict())
-    return SweepPlan(request, setup, settings, fp, ids, out)
+    points = [(p.beta, p.gamma) for p in request.region.points]
+    windows = plan_windows(points, request.preset.train.steps, request.measure.settings)
+    return SweepPlan(request, setup, settings, fp, ids, out, windows)
 
 
 def _versions() -> dict[str, str]:
@@ -136,71 +147,18 @@ def _config(plan: SweepPlan) -> dict[str, Any]:
     }
 
 
-def batch_rows(
-    part: ProbeResult,
-    ids: list[str],
-    positions: list[float],
-    measure: MeasureSettings,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """points.csv rows, traces and evals of one finished batch, keyed by point id.
-
-    ``ids[i]`` and ``positions[i]`` belong to the point ``i`` of ``part.summary``.
-    """
-    rows = []
-    traces = part.traces.sort_values(["point", "step"])
-    for rec in part.summary.itertuples(index=False):
-        tr = traces[traces["point"] == rec.point]
-        diverged = None if pd.isna(rec.diverged_step) else int(rec.diverged_step)
-        underflow = None if pd.isna(rec.underflow_step) else int(rec.underflow_step)
-        m = measure_point(
-            rec.beta,
-            rec.gamma,
-            tr["max_update"].to_numpy(dtype=float),
-            tr["wd_term"].to_numpy(dtype=float),
-            tr["max_tensor"].astype(str).tolist(),
-            diverged,
-            measure,
-            underflow_step=underflow,
-        )
-        row: dict[str, Any] = {
-            "point_id": ids[rec.point],
-            "position": positions[rec.point],
-            **prediction_columns(rec.beta, rec.gamma, measure.slope_at),
-            "measured_slope": m.measured_slope,
-            "fit_slope": m.fit_slope,
-            "measured_class": m.measured_class,
-            "diverged_step": diverged,
-            "underflow_step": underflow,
-            "bound_ratio_max": m.bound_ratio_max,
-            "max_tensor": m.max_tensor,
-            "final_loss": rec.final_loss,
-            "best_test_loss": math.nan,
-            "slope_step": measure.slope_at,
-        }
-        row["agrees_with"] = agrees_with(PointOutcome.from_row(row))
-        rows.append(row)
-    points = pd.DataFrame(rows)[list(POINT_COLUMNS)]
-    evals = part.evals.copy()
-    if len(evals):
-        best = evals.groupby("point")["test_loss"].min()
-        points["best_test_loss"] = [best.get(p, math.nan) for p in part.summary["point"]]
-    key = {i: ids[i] for i in part.summary["point"]}
-    traces = traces.assign(point_id=traces["point"].map(key)).drop(columns="point")
-    evals = evals.assign(point_id=evals["point"].map(key)).drop(columns="point")
-    return points, traces, evals
-
-
 def run_sweep(
     plan: SweepPlan,
     on_progress: Callable[[int], None] | None = None,
     on_start: Callable[[SweepStart], None] | None = None,
+    on_saved: Callable[[BatchSaved], None] | None = None,
 ) -> SweepOutcome:
     """Run the points of the plan's region not yet finished in its run directory.
 
     The run directory is locked while the sweep runs. ``on_start`` is called once before
-    training; ``on_progress`` with point-steps done. Results are committed per batch; an
-    interruption (Ctrl-C, an error) marks the run interrupted (re-running the same command
-    resumes it) and re-raises.
+    training; ``on_progress`` with point-steps done; ``on_saved`` after each batch is
+    committed. Results are committed per batch; an interruption (Ctrl-C, an error) marks
+    the run interrupted (re-running the same command resumes it) and re-raises.
     """
     request, ids = plan.request, list(plan.ids)
     points = request.region.points
@@ -208,8 +166,10 @@ def run_sweep(
         done = run.finished_ids()
         todo = [i for i, pid in enumerate(ids) if pid not in done]
         run.write_state("running", ids)
+        saved = 0
 
         def save(part: ProbeResult) -> None:
+            nonlocal saved
             batch_ids = [ids[todo[i]] for i in part.summary["point"]]
             rows, traces, evals = batch_rows(
                 part,
@@ -219,6 +179,9 @@ def run_sweep(
             )
             name = "batch-" + hashlib.sha256("|".join(batch_ids).encode()).hexdigest()[:12]
             run.commit_batch(name, rows, traces, evals)
+            saved += len(rows)
+            if on_saved is not None:
+                on_saved(BatchSaved(len(rows), saved, len(todo)))
 
         try:
             if on_start is not None:
@@ -238,8 +201,7 @@ def run_sweep(
             raise
         run.write_state("complete", ids)
         table = run.read_points().set_index("point_id").loc[ids].reset_index()
-    summary = summarize(PointOutcome.from_row(r) for r in table.to_dict("records"))
-    return SweepOutcome(run, table, summary, n_run=len(todo), n_reused=len(ids) - len(todo))
+    return SweepOutcome(run, table, n_run=len(todo), n_reused=len(ids) - len(todo))
 
 
 def default_run_dir(root: Path, settings_fingerprint: str, region: dict[str, object]) -> Path:

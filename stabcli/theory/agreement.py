@@ -1,16 +1,18 @@
-"""Which theory a measurement agreed with, and the headline over a sweep.
+"""Both theories' predictions at one point and step, in points.csv's words.
 
-A theory predicts growth for a point when its bound grows without limit: the paper in B−
-(C < 0), the exact theory when γ² > β (docs/theory.md (3.5)). Its classification is correct
-when that prediction matches what the probe measured (growing or diverged vs bounded). Pure Python,
-so the sweep (which writes points.csv) and the report (which reads it) share one definition.
+:func:`predict` gives C, the paper's region and rate (Section 3.1) and the exact theory's
+stability and ρ_n at a step (docs/theory.md (3.9)); the report uses it to fill these
+columns for rows written without them. Measured rates, classes and verdicts are
+:mod:`stabcli.measure`'s (docs/theory.md §9).
+
+:func:`agrees_with` is the scoring the measurement module replaced (its verdicts and
+``closer_theory``); it stays only while :mod:`stabcli.monitor` still calls it.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,49 +109,3 @@ def agrees_with(o: PointOutcome) -> str:
     if paper_ok:
         return "paper"
     return "exact" if exact_ok else "neither"
-
-
-@dataclass(frozen=True)
-class AgreementSummary:
-    """The headline of a sweep."""
-
-    n_points: int
-    n_growing: int  # measured growing (not diverged) points with a finite slope
-    paper_correct: int  # points the paper's theory classified correctly
-    exact_correct: int  # points the exact theory classified correctly
-    paper_median_rel_error: float  # median |paper rate − slope|/slope over growing points
-    exact_median_rel_error: float  # same for the exact ρ_n
-
-    def sentence(self) -> str:
-        def pct(x: float) -> str:
-            return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
-
-        return (
-            f"classified correctly: paper {self.paper_correct}/{self.n_points}, exact "
-            f"{self.exact_correct}/{self.n_points}; median relative rate error on "
-            f"{self.n_growing} growing points: paper {pct(self.paper_median_rel_error)}, "
-            f"exact {pct(self.exact_median_rel_error)}"
-        )
-
-
-def summarize(outcomes: Iterable[PointOutcome]) -> AgreementSummary:
-    """Counts of correct classifications and median rate errors over growing points."""
-    items = list(outcomes)
-    growing = [o for o in items if o.measured_class == GROWING and math.isfinite(o.measured_slope)]
-
-    def median(errors: list[float]) -> float:
-        finite = [e for e in errors if math.isfinite(e)]
-        return statistics.median(finite) if finite else math.nan
-
-    return AgreementSummary(
-        n_points=len(items),
-        n_growing=len(growing),
-        paper_correct=sum(o.paper_grows == o.measured_grows for o in items),
-        exact_correct=sum(o.exact_grows == o.measured_grows for o in items),
-        paper_median_rel_error=median(
-            [relative_error(o.paper_rate, o.measured_slope) for o in growing]
-        ),
-        exact_median_rel_error=median(
-            [relative_error(o.exact_rate, o.measured_slope) for o in growing]
-        ),
-    )

@@ -1,17 +1,17 @@
 """A synthetic run directory for the report's tests and its benchmark (no training).
 
-Points lie along the normal curve through (0.999, 0.9). Each point's max-update is a fixed
-fraction of the exact bound (docs/theory.md §3), so it never exceeds it, with a slow
-deterministic ripple; growing points diverge once ‖u_n‖∞ passes ``diverge_at``. These
-traces go through the sweep's own code: :func:`stabcli.sweep.run.batch_rows` measures them
-(:mod:`stabcli.sweep.measure`) and predicts with both theories, and
+Points lie along the normal curve through (0.999, 0.9), or form a list of points (as
+``--point`` would), optionally with points on the exact boundary γ² = β. Each point's
+max-update is a fixed fraction of the exact bound (docs/theory.md §3), so it never
+exceeds it, with a slow deterministic ripple; growing points diverge once ‖u_n‖∞ passes
+``diverge_at``. These traces go through the sweep's own code:
+:func:`stabcli.sweep.rows.batch_rows` measures them (:mod:`stabcli.measure`), and
 :class:`stabcli.store.RunDir` commits them, so the directory is what a sweep would write
 for such traces.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +19,7 @@ import pandas as pd
 
 from stabcli.probe import ProbeResult
 from stabcli.store import RunDir, fingerprint, point_id
-from stabcli.sweep.measure import MeasureSettings
-from stabcli.sweep.run import batch_rows
+from stabcli.sweep.rows import MeasureSetup, batch_rows
 from stabcli.theory import curves, exact, paper
 
 #: ‖u_n‖∞ above which a synthetic point counts as diverged (NaN afterwards).
@@ -99,29 +98,39 @@ def make_synthetic_run(
     eval_every: int | None = 50,
     batch_size: int = 16,
     diverge_at: float = DIVERGE_AT,
+    kind: str = "normal-curve",
+    boundary: tuple[float, ...] = (),
 ) -> Path:
     """Write a synthetic run directory at ``path`` and return it.
 
     ``finished`` < ``n_points`` leaves an interrupted (partial) run; ``eval_every=None``
-    records no test loss; growing points diverge once ‖u_n‖∞ passes ``diverge_at``.
+    records no test loss; growing points diverge once ‖u_n‖∞ passes ``diverge_at``;
+    ``kind="points"`` makes the region a list of points (not a curve); each β of
+    ``boundary`` adds the point (β, sqrt(β)) on γ² = β after the curve's points.
     """
-    measure = MeasureSettings.for_run(steps)
+    measure = MeasureSetup.for_run(steps)
     settings = {
         "preset": {"name": "synthetic", "train": {"steps": steps, "lr": 1e-3, "dtype": "float64"}},
-        "measurement": asdict(measure),
+        "measurement": measure.to_dict(),
     }
     key = fingerprint(settings)
+    description = f"normal curve through (0.999, 0.9), {n_points} points"
+    region = {"kind": kind, "description": description, "through": [0.999, 0.9]}
+    if kind != "normal-curve":
+        region = {"kind": kind, "description": f"{n_points} points", "through": None}
     config = {
         "stabcli_version": "synthetic",
         "settings": settings,
-        "region": {
-            "kind": "normal-curve",
-            "description": f"normal curve through (0.999, 0.9), {n_points} points",
-            "through": [0.999, 0.9],
-        },
+        "region": region,
         "device": "none",
     }
     position, betas, gammas = _normal_points(n_points)
+    if boundary:
+        edge = np.asarray(boundary, dtype=float)
+        betas = np.concatenate([betas, edge])
+        gammas = np.concatenate([gammas, np.sqrt(edge)])
+        position = np.linspace(0.0, 1.0, len(betas))
+        n_points = len(betas)
     ids = [point_id(key, b, g) for b, g in zip(betas, gammas, strict=True)]
     done = n_points if finished is None else finished
     with RunDir.create(path, config, "settings", overwrite=True) as run:

@@ -77,13 +77,21 @@ def _page_requests(urls: list[str]) -> list[str]:
 
 @pytest.mark.parametrize(
     ("kind", "figures"),
-    [("full", 5), ("partial-empty", 4)],  # the empty run records no test loss: no figure 4
+    [
+        ("curve", 6),  # plane, updates, rates along the curve, profiles, test loss, tensors
+        ("points-and-boundary", 7),  # rates against predictions, and the boundary's √n figure
+        ("partial-empty", 5),  # the empty run records no test loss: no test-loss figure
+    ],
 )
 def test_report_renders_offline_without_errors(tmp_path: Path, kind: str, figures: int) -> None:
     chromium = _chromium()  # skip early, before building anything
     assert chromium
-    if kind == "full":
+    if kind == "curve":
         run_dir = make_synthetic_run(tmp_path / "run", 8, 600, eval_every=50, diverge_at=100)
+    elif kind == "points-and-boundary":
+        run_dir = make_synthetic_run(
+            tmp_path / "run", 6, 600, kind="points", boundary=(0.81, 0.95), diverge_at=100
+        )
     else:
         run_dir = make_synthetic_run(tmp_path / "run", 4, 100, finished=0)
     page = write_html(load_run(run_dir), tmp_path / "report.html")

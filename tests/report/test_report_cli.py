@@ -61,7 +61,8 @@ def test_html_is_written_self_contained_and_its_path_printed(
     assert code == 0
     assert stdout.strip() == str(out)
     text = out.read_text(encoding="utf-8")
-    assert text.count("Plotly.newPlot(") == 5  # plane, updates, slopes, test loss, tensors
+    # plane, updates, rates, profiles, test loss, tensors (no point on a boundary)
+    assert text.count("Plotly.newPlot(") == 6
     assert len(re.findall(r"\* plotly\.js v\d", text)) == 1  # the library is embedded once
     from plotly.offline import get_plotlyjs
 
@@ -95,9 +96,9 @@ def test_default_run_is_the_newest_under_runs(
 def test_terminal_summary_and_table(stabcli_main: Run, run_dir: Path) -> None:
     code, stdout, err = stabcli_main("report", run_dir)
     assert code == 0 and err == ""
-    assert "classified correctly: paper" in stdout
     assert "6 points (complete)" in stdout
-    assert "slope" in stdout and "bounded" in stdout
+    assert "\npaper: " in stdout and "\nexact: " in stdout  # each theory's verdicts
+    assert "rate ±95%" in stdout and "bounded" in stdout
 
 
 def test_csv_and_markdown_exports(stabcli_main: Run, run_dir: Path, tmp_path: Path) -> None:
@@ -107,7 +108,7 @@ def test_csv_and_markdown_exports(stabcli_main: Run, run_dir: Path, tmp_path: Pa
     table = pd.read_csv(csv)
     # CSV keeps points.csv's column names, for pipelines; Markdown is for people
     assert len(table) == 6
-    assert {"beta", "gamma", "measured_slope", "agrees_with"} <= set(table.columns)
+    assert {"beta", "gamma", "rate", "rate_low", "closer_theory"} <= set(table.columns)
     assert "| β | γ |" in md.read_text(encoding="utf-8")
     assert md.read_text(encoding="utf-8").count("\n") == 8
     code, stdout, _ = stabcli_main("report", run_dir, "--csv", "-")
@@ -236,4 +237,4 @@ def test_numerically_invalid_points_are_reported_as_such(stabcli_main: Run, tmp_
     assert "numerically invalid: 1 point(s) from some step on" in stdout
     assert "float64's normal range" in stdout  # the synthetic run's dtype
     assert "invalid from" in stdout  # the column appears when a point has a value
-    assert "ABOVE" not in stdout
+    assert "above the bound" not in stdout
