@@ -56,7 +56,8 @@ class TimeLeftColumn(ProgressColumn):
         elapsed = task.elapsed or 0.0
         at_report = float(task.fields.get("at_report", 0.0))
         left = seconds_left(elapsed, at_report, int(task.completed), int(task.total or 0))
-        return Text(f"elapsed {clock(elapsed)}, left ~{clock(left)}", style="progress.remaining")
+        text = f"{clock(elapsed)} (~{clock(left)} left)"
+        return Text(text, style="progress.remaining", no_wrap=True, overflow="ellipsis")
 
 
 class _Display:
@@ -68,7 +69,7 @@ class _Display:
         self.lines = not quiet and not self.bar
         self.progress = Progress(
             TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TextColumn("point-steps"),
             TimeLeftColumn(),
@@ -77,7 +78,7 @@ class _Display:
             refresh_per_second=REFRESH_PER_SECOND,
         )
         name = escape(plan.request.preset.name)
-        self.task = self.progress.add_task(f"probes ({name})", total=None, at_report=0.0)
+        self.task = self.progress.add_task(name, total=None, at_report=0.0)
         self.started = time.monotonic()
         self.steps = 0
         self.total = 0

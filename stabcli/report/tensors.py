@@ -41,21 +41,22 @@ class TensorInfo:
 
 
 def _in_window(traces: pd.DataFrame, points: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """The records of each point inside its valid window (its whole run if that is empty)."""
-    start = dict(zip(points["point_id"], points["window_start"].to_numpy(float), strict=True))
-    stop = dict(zip(points["point_id"], points["window_stop"].to_numpy(float), strict=True))
-    lo = traces["point_id"].map(start).to_numpy(float)
-    hi = traces["point_id"].map(stop).to_numpy(float)
-    has = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
+    """The records of each point inside its valid window (its whole run if that is empty),
+    and the steps counted per point, in words."""
+    start = points["window_start"].to_numpy(float)  # (P,)
+    stop = points["window_stop"].to_numpy(float)
+    has = np.isfinite(start) & np.isfinite(stop) & (stop > start)  # (P,)
+    ids = points["point_id"].astype(str).tolist()
+    code = pd.Categorical(traces["point_id"], categories=ids).codes  # (R,) point of each record
+    known = code >= 0
     steps = traces["step"].to_numpy(float)
-    keep = ~has | ((steps >= lo) & (steps < hi))
+    row = np.where(known, code, 0)
+    inside = ~has[row] | ((steps >= start[row]) & (steps < stop[row]))
     spans = [
-        f"n = {int(start[p])}–{int(stop[p]) - 1}"
-        if np.isfinite(start[p]) and np.isfinite(stop[p]) and stop[p] > start[p]
-        else "the whole run"
-        for p in points["point_id"]
+        f"n = {int(a)}–{int(b) - 1}" if ok else "the whole run"
+        for a, b, ok in zip(start, stop, has, strict=True)
     ]
-    return traces[keep], spans
+    return traces[known & inside], spans
 
 
 def _get_tensor_info(
