@@ -9,10 +9,11 @@ The engine trains every point in one vectorized program and records the max-upda
 
     setup = resolve_setup(preset, device="cpu")   # device, dtype, data (by sha256): once
     part = run_batch(setup, [(0.999, 0.9)])       # one vectorized batch; picklable inputs
+    run_probes(preset, [ProbePoint(0.999, 0.9, lr=3e-3, weight_decay=0.1)])  # per-point η, λ
 """
 
 from stabcli.probe.data import DataRef
-from stabcli.probe.engine import ProbeResult, run_batch, run_probes
+from stabcli.probe.engine import ProbePoint, ProbeResult, run_batch, run_probes
 from stabcli.probe.presets import Preset, PresetInfo, list_presets, load_preset
 from stabcli.probe.setup import ProbeSetup, resolve_setup
 
@@ -20,6 +21,7 @@ __all__ = [
     "DataRef",
     "Preset",
     "PresetInfo",
+    "ProbePoint",
     "ProbeResult",
     "ProbeSetup",
     "list_presets",

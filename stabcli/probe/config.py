@@ -268,6 +268,13 @@ def validate(preset: Preset) -> None:
             section, name = key.split(".")
             value = getattr(getattr(preset, section), name)
             raise StabcliError(f"{preset.name}: {key} = {_short(value)}; must be {expected}")
+    if d.data_path is not None and m.kind == "factory":
+        raise SettingError(
+            "{data_path} is set, but preset {name} has a factory model ({factory}), which "
+            "makes its own batches",
+            name=preset.name,
+            factory=m.factory,
+        )
     if d.data_path is not None and d.source not in ("tiny-shakespeare", "cifar10"):
         raise SettingError(
             "{data_path} is set, but preset {name} generates its data (data.source = "

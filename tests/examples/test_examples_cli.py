@@ -73,4 +73,5 @@ def test_a_factory_preset_refuses_data(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "--data" in err
+    assert "has a factory model" in err and "makes its own batches" in err
     assert not (tmp_path / "r").exists()
