@@ -32,18 +32,23 @@ except ImportError:  # pragma: no cover - depends on the installed Typer
 #: The library's setting names as the command line spells them (errors name settings; a
 #: SettingError is shown with its flag).
 FLAGS = {
+    "confidence": "--confidence",
     "data_path": "--data",
     "grid": "--grid",
     "growth_tol": "--growth-tol",
+    "hyper_lr": "--hyper-lr",
+    "k": "--k",
     "n_points": "--points",
     "out": "--out",
     "overwrite": "--overwrite",
     "points": "--point",
     "points_file": "--points-file",
     "points_per_batch": "--points-per-batch",
+    "python_path": "--python-path",
     "slope_at": "--slope-at",
     "span": "--span",
     "through": "--through",
+    "torch_grid": "--torch-grid",
 }
 
 app = typer.Typer(

@@ -9,6 +9,7 @@ import typer
 
 REGION = "Region (choose one)"
 TRAINING = "Training (override the preset)"
+OPTIMIZER = "Optimizer (override the preset)"
 MEASURE = "Measurement"
 OUTPUT = "Output"
 
@@ -65,6 +66,14 @@ def sweep(
             metavar="B0:B1:N,G0:G1:M", help="A beta x gamma grid.", rich_help_panel=REGION
         ),
     ] = None,
+    torch_grid: Annotated[
+        str | None,
+        typer.Option(
+            metavar="B1_0:B1_1:N,B2_0:B2_1:M",
+            help="A grid in PyTorch's order: beta1 (γ) x beta2 (β).",
+            rich_help_panel=REGION,
+        ),
+    ] = None,
     point: Annotated[
         list[str] | None,
         typer.Option(metavar="BETA,GAMMA", help="A point (repeatable).", rich_help_panel=REGION),
@@ -119,6 +128,42 @@ def sweep(
     eps: Annotated[
         float | None,
         typer.Option(help="Adam's ε (the paper uses 1e-30).", rich_help_panel=TRAINING),
+    ] = None,
+    optimizer: Annotated[
+        str | None,
+        typer.Option(
+            help="adam (default), kadam (k levels), hyperadam or mada (learned betas; the "
+            "region gives the starting betas).",
+            rich_help_panel=OPTIMIZER,
+        ),
+    ] = None,
+    k: Annotated[
+        int | None,
+        typer.Option(
+            "--k", help="k-Adam: number of levels (1 to 1000).", rich_help_panel=OPTIMIZER
+        ),
+    ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help="k-Adam: inverse-exp (default), exp, scaled or naive (paper App. P).",
+            rich_help_panel=OPTIMIZER,
+        ),
+    ] = None,
+    hyper_lr: Annotated[
+        float | None,
+        typer.Option(
+            help="HyperAdam/MADA: hyper-learning rate of every learned coefficient.",
+            rich_help_panel=OPTIMIZER,
+        ),
+    ] = None,
+    python_path: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="DIR",
+            help="Directory to import a factory preset's model from (repeatable).",
+            rich_help_panel=TRAINING,
+        ),
     ] = None,
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda, cuda:N or mps.", rich_help_panel=TRAINING)
@@ -195,6 +240,7 @@ def sweep(
         n_points=n_points,
         span=span,
         grid=grid,
+        torch_grid=torch_grid,
         points=point or [],
         torch_points=torch_point or [],
         points_file=points_file,
@@ -209,6 +255,11 @@ def sweep(
         dtype=dtype,
         schedule=schedule,
         eps=eps,
+        optimizer=optimizer,
+        k=k,
+        strategy=strategy,
+        hyper_lr=hyper_lr,
+        python_path=python_path or [],
         device=device,
         points_per_batch=points_per_batch,
         slope_at=slope_at,

@@ -15,6 +15,7 @@ from stabcli.sweep.regions import (
     parse_grid,
     points_region,
     read_points_file,
+    torch_grid_region,
 )
 from stabcli.sweep.rows import MeasureSetup
 from stabcli.sweep.run import SweepRequest
@@ -33,6 +34,7 @@ def build_region(
     n_points: int | None,
     span: str | None,
     grid: str | None,
+    torch_grid: str | None,
     points: list[str],
     torch_points: list[str],
     points_file: Path | None,
@@ -47,6 +49,7 @@ def build_region(
             ("--normal-curve", normal_curve),
             ("--level-curve", level_curve),
             ("--grid", grid is not None),
+            ("--torch-grid", torch_grid is not None),
             ("--point/--torch-betas", bool(points or torch_points)),
             ("--points-file", points_file is not None),
         )
@@ -71,9 +74,11 @@ def build_region(
         )
     if grid is not None:
         return grid_region(*parse_grid(grid))
+    if torch_grid is not None:
+        return torch_grid_region(*parse_grid(torch_grid, "torch_grid", ("beta1", "beta2")))
     if points or torch_points:
         given = [parse_point(p) for p in points] + [parse_torch_betas(p) for p in torch_points]
-        return points_region(given)
+        return points_region(given, order="torch" if torch_points and not points else "paper")
     if points_file is not None:
         return read_points_file(points_file)
     if through is not None and torch_through is not None:
@@ -88,7 +93,9 @@ def build_region(
         lo, hi = parse_floats(span.replace(":", ","), 2, "--span", "'B0:B1', e.g. 0.95:0.999")
         bounds = (lo, hi)
     kind = "level-curve" if level_curve else "normal-curve"
-    return curve_region(kind, center, DEFAULT_POINTS if n_points is None else n_points, bounds)
+    count = DEFAULT_POINTS if n_points is None else n_points
+    order = "torch" if torch_through is not None else "paper"
+    return curve_region(kind, center, count, bounds, order=order)
 
 
 def build_request(
@@ -102,6 +109,11 @@ def build_request(
     dtype: str | None,
     schedule: str | None,
     eps: float | None,
+    optimizer: str | None,
+    k: int | None,
+    strategy: str | None,
+    hyper_lr: float | None,
+    python_path: list[Path],
     device: str | None,
     points_per_batch: int | None,
     slope_at: int | None,
@@ -122,6 +134,10 @@ def build_request(
             ("dtype", dtype),
             ("schedule", schedule),
             ("eps", eps),
+            ("optimizer", optimizer),
+            ("k", k),
+            ("strategy", strategy),
+            ("hyper_lr", hyper_lr),
         )
         if value is not None
     }
@@ -129,7 +145,14 @@ def build_request(
         if not data.is_file():
             raise StabcliError(f"--data {data}: no such file")
         overrides["data_path"] = str(data.resolve())
-    resolved = load_preset(preset).with_overrides(**overrides)
+    base = load_preset(preset)
+    if python_path:
+        missing = [str(d) for d in python_path if not d.is_dir()]
+        if missing:
+            raise StabcliError(f"--python-path {missing[0]}: no such directory")
+        dirs = tuple(str(d.resolve()) for d in python_path)
+        overrides["python_path"] = dirs + base.model.python_path
+    resolved = base.with_overrides(**overrides)
     measure = MeasureSetup.for_run(resolved.train.steps, slope_at, growth_tol, confidence)
     return SweepRequest(
         preset=resolved,

@@ -32,10 +32,18 @@ class SweepRegion:
     points: tuple[HyperPoint, ...]
     positions: tuple[float, ...]  # in [0, 1], same order as points
     through: HyperPoint | None = None  # the point a curve passes through
+    # the order the user typed the points in: "paper" (β, γ) or "torch" (beta1, beta2);
+    # tables and the report show the points in that order
+    order: str = "paper"
 
     def to_dict(self) -> dict[str, object]:
         through = None if self.through is None else [self.through.beta, self.through.gamma]
-        return {"kind": self.kind, "description": self.description, "through": through}
+        return {
+            "kind": self.kind,
+            "description": self.description,
+            "through": through,
+            "order": self.order,
+        }
 
 
 def _positions(n: int, open_ends: bool) -> tuple[float, ...]:
@@ -54,7 +62,11 @@ def _check_count(setting: str, count: int) -> None:
 
 
 def curve_region(
-    kind: str, through: HyperPoint, n_points: int, span: tuple[float, float] | None = None
+    kind: str,
+    through: HyperPoint,
+    n_points: int,
+    span: tuple[float, float] | None = None,
+    order: str = "paper",
 ) -> SweepRegion:
     """``n_points`` uniformly by arc length along the normal or level curve through a point."""
     _check_count("n_points", n_points)
@@ -68,6 +80,7 @@ def curve_region(
         points=tuple(points),
         positions=_positions(n_points, section.open_ends),
         through=through,
+        order=order,
     )
 
 
@@ -82,10 +95,18 @@ class GridAxis:
         return f"{name} = {self.lo:g}" if self.n == 1 else f"{name} in [{self.lo:g}, {self.hi:g}]"
 
 
-def parse_grid(text: str) -> tuple[GridAxis, GridAxis]:
+def parse_grid(
+    text: str, setting: str = "grid", names: tuple[str, str] = ("beta", "gamma")
+) -> tuple[GridAxis, GridAxis]:
     """'β0:β1:n,γ0:γ1:n' → two axes; an empty, inverted, ambiguous or too large grid is a
-    one-line error (before any point is built)."""
-    form = "'b0:b1:n,g0:g1:n', e.g. 0.9:0.999:4,0.8:0.99:4"
+    one-line error (before any point is built). ``setting`` and ``names`` name the grid in
+    errors (the PyTorch-order grid is "torch_grid" over beta1, beta2)."""
+    form = (
+        "'b0:b1:n,g0:g1:n', e.g. 0.9:0.999:4,0.8:0.99:4"
+        if setting == "grid"
+        else "'b1_0:b1_1:n,b2_0:b2_1:m', e.g. 0.8:0.99:4,0.9:0.999:4"
+    )
+    key = "{" + setting + "}"
     try:
         axes = []
         for part in text.split(","):
@@ -94,23 +115,23 @@ def parse_grid(text: str) -> tuple[GridAxis, GridAxis]:
         beta_axis, gamma_axis = axes
     except ValueError:
         raise SettingError(
-            "{grid} must look like {form}, got {text!r}", form=form, text=text
+            key + " must look like {form}, got {text!r}", form=form, text=text
         ) from None
-    for name, axis in (("beta", beta_axis), ("gamma", gamma_axis)):
+    for name, axis in ((names[0], beta_axis), (names[1], gamma_axis)):
         if not (math.isfinite(axis.lo) and math.isfinite(axis.hi)):
             raise SettingError(
-                "{grid}: the {name} range {lo}:{hi} must be finite numbers",
+                key + ": the {name} range {lo}:{hi} must be finite numbers",
                 name=name,
                 lo=axis.lo,
                 hi=axis.hi,
             )
         if axis.n < 1:
             raise SettingError(
-                "{grid}: the {name} range needs at least 1 point, got {n}", name=name, n=axis.n
+                key + ": the {name} range needs at least 1 point, got {n}", name=name, n=axis.n
             )
         if axis.n == 1 and axis.lo != axis.hi:
             raise SettingError(
-                "{grid}: the {name} range {lo:g}:{hi:g} with 1 point is ambiguous; give "
+                key + ": the {name} range {lo:g}:{hi:g} with 1 point is ambiguous; give "
                 "{lo:g}:{lo:g}:1 for one value, or at least 2 points",
                 name=name,
                 lo=axis.lo,
@@ -118,13 +139,13 @@ def parse_grid(text: str) -> tuple[GridAxis, GridAxis]:
             )
         if axis.lo > axis.hi or (axis.lo == axis.hi and axis.n > 1):
             raise SettingError(
-                "{grid}: the {name} range {lo}:{hi} is empty or inverted "
+                key + ": the {name} range {lo}:{hi} is empty or inverted "
                 "(give low:high with low < high)",
                 name=name,
                 lo=axis.lo,
                 hi=axis.hi,
             )
-    _check_count("grid", beta_axis.n * gamma_axis.n)
+    _check_count(setting, beta_axis.n * gamma_axis.n)
     return beta_axis, gamma_axis
 
 
@@ -147,8 +168,29 @@ def grid_region(beta_axis: GridAxis, gamma_axis: GridAxis) -> SweepRegion:
     )
 
 
-def points_region(points: list[HyperPoint], kind: str = "points", source: str = "") -> SweepRegion:
-    """Explicit points in the given order (duplicates dropped)."""
+def torch_grid_region(beta1_axis: GridAxis, beta2_axis: GridAxis) -> SweepRegion:
+    """The Cartesian grid in PyTorch's order, beta1-major: beta1 = γ, beta2 = β."""
+    _check_count("torch_grid", beta1_axis.n * beta2_axis.n)
+    points = [
+        HyperPoint.from_torch(b1, b2)
+        for b1 in _linspace(beta1_axis)
+        for b2 in _linspace(beta2_axis)
+    ]
+    return SweepRegion(
+        kind="grid",
+        description=f"{beta1_axis.n} x {beta2_axis.n} grid in PyTorch's order, "
+        f"{beta1_axis.describe('beta1')}, {beta2_axis.describe('beta2')}",
+        points=tuple(points),
+        positions=_positions(len(points), open_ends=False),
+        order="torch",
+    )
+
+
+def points_region(
+    points: list[HyperPoint], kind: str = "points", source: str = "", order: str = "paper"
+) -> SweepRegion:
+    """Explicit points in the given order (duplicates dropped); ``order`` is how they were
+    typed ("paper" or "torch")."""
     unique = tuple(dict.fromkeys(points))
     if not unique:
         raise StabcliError("no points given")
@@ -159,6 +201,7 @@ def points_region(points: list[HyperPoint], kind: str = "points", source: str = 
         description=f"{len(unique)} given point{'s' if len(unique) != 1 else ''}{origin}",
         points=unique,
         positions=_positions(len(unique), open_ends=False),
+        order=order,
     )
 
 
@@ -226,4 +269,5 @@ def read_points_file(path: Path) -> SweepRegion:
             raise SettingError(
                 "{points_file} {path}, line {line}: {err}", path=path, line=line, err=err
             ) from None
-    return points_region(points, kind="points-file", source=str(path))
+    order = "torch" if first == "torch_beta1" else "paper"
+    return points_region(points, kind="points-file", source=str(path), order=order)

@@ -95,10 +95,12 @@ def settings_of(setup: ProbeSetup, measure: MeasureSetup) -> dict[str, Any]:
     """The settings that determine every point's results (they fingerprint the run).
 
     The data enter by content (sha256), not by path: the same text anywhere is the same
-    run, and another text at the same path is another run.
+    run, and another text at the same path is another run. A factory's code enters the same
+    way (its source's sha256 is the data's), so where it is imported from does not count.
     """
     preset = setup.preset.to_dict()
     preset["data"].pop("data_path", None)
+    preset["model"].pop("python_path", None)
     data = {"source": setup.data.source, "sha256": setup.data.sha256}
     return {"preset": preset, "data": data, "measurement": measure.to_dict()}
 
