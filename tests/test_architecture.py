@@ -25,6 +25,17 @@ ALLOWED = {
     "probe": {"probe", "optim", "theory", "errors"},
     "sweep": {"sweep", "probe", "store", "measure", "theory", "errors"},
     "report": {"report", "store", "measure", "theory", "errors"},
+    "reproduce": {
+        "reproduce",
+        "sweep",
+        "report",
+        "probe",
+        "store",
+        "measure",
+        "optim",
+        "theory",
+        "errors",
+    },
 }
 HEAVY = {
     "theory": {"torch", "pandas", "plotly"},
