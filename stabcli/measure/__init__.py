@@ -7,12 +7,19 @@ autocorrelation-corrected errors), ``profile`` (slopes across the run, App. H's 
 difference), ``window`` (the valid window from (β, γ) and the run length), ``classify``
 (rate and class), ``power`` (√n growth on the boundary), ``bounds`` (the exact bound
 check), ``verdicts`` (what the measurement says about each theory), ``headline`` (a
-sweep's summary), ``points`` (all of it for a sweep) and ``stream`` (the live monitor).
+sweep's summary), ``points`` (all of it for a sweep), ``levels`` (k-Adam's levels against
+their own bounds), ``paths`` (moving betas against the path bound), ``optimizers`` (which
+(β, γ) and bound each optimizer's points answer to), ``columns`` (all of it as points.csv
+columns) and ``stream`` (the live monitor).
 """
 
 from stabcli.measure.bounds import BoundCheck, BoundStatus
 from stabcli.measure.classify import MeasuredClass, RateEstimate
+from stabcli.measure.columns import measurement_columns
 from stabcli.measure.headline import Headline
+from stabcli.measure.levels import LevelBounds
+from stabcli.measure.optimizers import measure_kadam, measure_learned
+from stabcli.measure.paths import BoundKind, PathFacts
 from stabcli.measure.points import PointMeasurement, SweepMeasurement, measure_points
 from stabcli.measure.power import GrowthShape, PowerLaw
 from stabcli.measure.profile import SlopeProfile
@@ -23,13 +30,16 @@ from stabcli.measure.window import SweepPlan, Window, plan_sweep, plan_window
 
 __all__ = [
     "BoundCheck",
+    "BoundKind",
     "BoundStatus",
     "GrowthMonitor",
     "GrowthShape",
     "Headline",
+    "LevelBounds",
     "MeasureSettings",
     "MeasuredClass",
     "MonitorStatus",
+    "PathFacts",
     "PointMeasurement",
     "PowerLaw",
     "RateEstimate",
@@ -40,7 +50,10 @@ __all__ = [
     "TheoryVerdict",
     "Verdict",
     "Window",
+    "measure_kadam",
+    "measure_learned",
     "measure_points",
+    "measurement_columns",
     "plan_sweep",
     "plan_window",
     "rounding_tolerance",

@@ -28,6 +28,10 @@ class BoundStatus(StrEnum):
     INVALID = "numerically invalid"  # above, at a point the caller flagged (reason given)
     ABOVE = "above the bound"  # above, unexplained: a probe bug until shown otherwise
     UNKNOWN = "no finite value"
+    #: MADA off its Adam-AVGrad-Lion face (β3 > 0 or c < 1 at some step): no bound of the
+    #: path bound's form holds there (docs/theory.md (7.5)), so nothing to check; not a
+    #: falsification
+    NO_BOUND = "no bound off the Adam-AVGrad-Lion face"
 
 
 def bound_status(ratio: float, tolerance: float, invalid_reason: str = "") -> BoundStatus:

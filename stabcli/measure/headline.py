@@ -1,10 +1,13 @@
 """The headline of a sweep: verdict counts per theory, rate errors, the bound check.
 
 Falsifications come first: a measured max-update above the exact bound (not flagged as
-numerically invalid, docs/theory.md §3), and growth seen where a theory predicted none.
+numerically invalid, docs/theory.md §3), a k-Adam level above its own bound (docs/theory.md
+(6.3)), and growth seen where a theory predicted none.
 The median relative rate error of a theory is taken over exactly the points where it
 predicted growth and growth was seen (measure.verdicts): not over points whose bound was
-not reached, which contradict nothing.
+not reached, which contradict nothing. For k-Adam the headline also gives the largest
+ratio of a level to its own bound; for learned betas, how many paths entered γ² > β,
+when, and whether the max-update then grew (:mod:`stabcli.measure.paths`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from stabcli.measure.bounds import BoundStatus
 from stabcli.measure.classify import MeasuredClass
+from stabcli.measure.paths import BoundKind
 from stabcli.measure.settings import MeasureSettings
 from stabcli.measure.verdicts import Theory, TheoryVerdict, Verdict
 
@@ -51,6 +55,64 @@ class Falsification:
 
 
 @dataclass(frozen=True)
+class LevelTally:
+    """k-Adam: the largest ratio of any level's max-update to its own bound."""
+
+    k: int  # levels (the largest k among the points)
+    worst_ratio: float  # max over points and levels of ‖u^(i)_n‖∞ / U_n(β_i, γ_i)
+    worst_level: int  # its level (1..k)
+    worst_pair: tuple[float, float] | None  # (β_i, γ_i) of that level
+    worst_point: tuple[float, float] | None  # the point (its base pair) it belongs to
+    worst_status: BoundStatus
+    n_broken: int  # points with a level above its bound
+
+    def line(self) -> str:
+        head = f"k-Adam, {self.k} levels, each against its own exact bound (docs/theory.md (6.3))"
+        if self.worst_point is None or self.worst_pair is None:
+            return f"{head}: no finite level max-update"
+        held = (
+            f"{self.n_broken} point(s) with a level above its bound"
+            if self.n_broken
+            else ("every level within its bound")
+        )
+        i = self.worst_level
+        return (
+            f"{head}: {held}; largest ‖u^(i)‖∞ / bound(β_i, γ_i): {self.worst_ratio:.9g} at "
+            f"level {i}, (β_{i}, γ_{i}) = ({self.worst_pair[0]:.6g}, {self.worst_pair[1]:.6g}), "
+            f"of {_pt(*self.worst_point)} ({self.worst_status})"
+        )
+
+
+@dataclass(frozen=True)
+class PathTally:
+    """Learned betas: which paths entered the exact-unstable region, when, and what followed."""
+
+    n_paths: int
+    entered: tuple[int, ...]  # the first unstable step of each path that entered, sorted
+    after: tuple[tuple[str, int], ...]  # class of the max-update after entering → count
+    n_no_bound: int  # MADA points off the Adam-AVGrad-Lion face (no bound to check)
+
+    def lines(self) -> list[str]:
+        n = len(self.entered)
+        if not n:
+            out = [f"paths: none of {self.n_paths} entered the exact-unstable region γ² > β"]
+        else:
+            when = ", ".join(f"{s}" for s in self.entered[:8]) + (", …" if n > 8 else "")
+            after = ", ".join(f"{k} {c}" for c, k in self.after)
+            out = [
+                f"paths: {n} of {self.n_paths} entered the exact-unstable region γ² > β, "
+                f"at n = {when}; the max-update over the steps after: {after}"
+            ]
+        if self.n_no_bound:
+            out.append(
+                f"bound check: {self.n_no_bound} of {self.n_paths} MADA point(s) left the "
+                "Adam-AVGrad-Lion face (β3 > 0 or c < 1): no bound there, nothing falsified "
+                "(docs/theory.md (7.5))"
+            )
+        return out
+
+
+@dataclass(frozen=True)
 class Headline:
     """What a sweep found, for the terminal, the report and points.csv consumers."""
 
@@ -68,6 +130,8 @@ class Headline:
     undetermined: tuple[tuple[str, int], ...]  # reason kind → count
     steps_needed: int | None  # run length that would give every too-short point a window
     closer_tol: float
+    levels: LevelTally | None = None  # k-Adam points
+    paths: PathTally | None = None  # learned-beta points
 
     def lines(self) -> list[str]:
         """Plain-text headline, falsifications first (a terminal shows those in red)."""
@@ -106,9 +170,13 @@ class Headline:
                 f"; {self.n_invalid} point(s) flagged numerically invalid" if self.n_invalid else ""
             )
             out.append(
-                f"largest max-update / (exact bound + wd term): {self.worst_ratio:.9g} at "
-                f"{_pt(*self.worst_point)} ({self.worst_status}){past}{invalid}"
+                f"largest max-update / ({self._bound_name} + wd term): {self.worst_ratio:.9g} "
+                f"at {_pt(*self.worst_point)} ({self.worst_status}){past}{invalid}"
             )
+        if self.levels is not None:
+            out.append(self.levels.line())
+        if self.paths is not None:
+            out += self.paths.lines()
         if self.undetermined:
             kinds = ", ".join(f"{n} {kind}" for kind, n in self.undetermined)
             fix = (
@@ -116,6 +184,14 @@ class Headline:
             )
             out.append(f"undetermined: {kinds}{fix}")
         return out
+
+    @property
+    def _bound_name(self) -> str:
+        if self.paths is not None:
+            return "path bound"
+        if self.levels is not None:
+            return "last level's exact bound"
+        return "exact bound"
 
 
 def _pt(beta: float, gamma: float) -> str:
@@ -169,6 +245,21 @@ def summarize(points: Sequence[PointMeasurement], settings: MeasureSettings) -> 
         for p in above
     ]
     for p in points:
+        lv = p.levels
+        if lv is None or not lv.broken or (lv.worst == lv.k and p in above):
+            continue  # the last level's excess is the update's, reported above
+        b, g = lv.beta[lv.worst - 1], lv.gamma[lv.worst - 1]
+        falsified.append(
+            Falsification(
+                p.beta,
+                p.gamma,
+                Theory.EXACT,
+                f"level {lv.worst} of {lv.k}: ‖u^({lv.worst})‖∞ / its exact bound at "
+                f"(β_{lv.worst}, γ_{lv.worst}) = ({b:.6g}, {g:.6g}) = {lv.check.ratio_all:.9g}"
+                + (f" at n = {lv.check.step_all}" if lv.check.step_all >= 0 else ""),
+            )
+        )
+    for p in points:
         for v in (p.paper, p.exact):
             if v.verdict is Verdict.SEEN_NOT_PREDICTED:
                 falsified.append(
@@ -206,4 +297,40 @@ def summarize(points: Sequence[PointMeasurement], settings: MeasureSettings) -> 
         undetermined=tuple(Counter(_reason_kind(p.reason) for p in undetermined).items()),
         steps_needed=max(needs, default=None),
         closer_tol=settings.closer_tol,
+        levels=_level_tally(points),
+        paths=_path_tally(points),
+    )
+
+
+def _level_tally(points: Sequence[PointMeasurement]) -> LevelTally | None:
+    leveled = [p.levels for p in points if p.levels is not None]
+    if not leveled:
+        return None
+    finite = [p for p in points if p.levels is not None and math.isfinite(p.levels.check.ratio_all)]
+    top = max(finite, key=lambda p: p.levels.check.ratio_all, default=None)  # type: ignore[union-attr]
+    worst = top.levels if top is not None else None
+    return LevelTally(
+        k=max(lv.k for lv in leveled),
+        worst_ratio=worst.check.ratio_all if worst else math.nan,
+        worst_level=worst.worst if worst else 0,
+        worst_pair=(worst.beta[worst.worst - 1], worst.gamma[worst.worst - 1]) if worst else None,
+        worst_point=(top.beta, top.gamma) if top is not None else None,
+        worst_status=worst.check.status if worst else BoundStatus.UNKNOWN,
+        n_broken=sum(lv.broken for lv in leveled),
+    )
+
+
+def _path_tally(points: Sequence[PointMeasurement]) -> PathTally | None:
+    paths = [p.path for p in points if p.path is not None]
+    if not paths:
+        return None
+    entered = [f for f in paths if f.first_unstable_step is not None]
+    steps = sorted(f.first_unstable_step for f in paths if f.first_unstable_step is not None)
+    after = Counter(f.after_class for f in entered)
+    order = [c.value for c in MeasuredClass] + [k for k in after if k not in set(MeasuredClass)]
+    return PathTally(
+        n_paths=len(paths),
+        entered=tuple(steps),
+        after=tuple((c, after[c]) for c in order if after.get(c)),
+        n_no_bound=sum(f.bound_kind is BoundKind.NONE for f in paths),
     )

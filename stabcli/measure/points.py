@@ -20,6 +20,8 @@ from stabcli.errors import StabcliError
 from stabcli.measure.bounds import BoundCheck, bound_checks, exact_bounds
 from stabcli.measure.classify import MeasuredClass, RateEstimate, classify, window_rates
 from stabcli.measure.headline import Headline, summarize
+from stabcli.measure.levels import LevelBounds
+from stabcli.measure.paths import PathFacts
 from stabcli.measure.power import PowerLaw, power_laws
 from stabcli.measure.profile import (
     SlopeProfile,
@@ -35,7 +37,13 @@ from stabcli.measure.window import Window, plan_window
 
 @dataclass(frozen=True)
 class PointMeasurement:
-    """Everything measured at one point (β, γ): β is torch's beta2, γ torch's beta1."""
+    """Everything measured at one point (β, γ): β is torch's beta2, γ torch's beta1.
+
+    For k-Adam (β, γ) is the base pair, the window, rates, verdicts and bound check are its
+    last level's and ``levels`` checks every level; for learned betas (β, γ) is the start
+    of the path, the window and the paper's verdict are its final pair's, ``bound`` and
+    ``exact`` are the path's and ``path`` says what it did (:mod:`stabcli.measure.optimizers`).
+    """
 
     beta: float
     gamma: float
@@ -51,6 +59,8 @@ class PointMeasurement:
     paper: TheoryVerdict
     exact: TheoryVerdict
     closer_theory: str  # "paper", "exact", "both" or ""
+    levels: LevelBounds | None = None  # k-Adam: every level against its own bound
+    path: PathFacts | None = None  # learned betas: the path and what followed its entry
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,10 @@ predicted, not a contradiction. Per point and theory:
   the relative rate error |predicted − measured|/measured is reported;
 - predicted, bound not reached: predicted growth, measured bounded, or growing with an
   interval below (1 − reach_tol) × predicted rate (not a miss);
-- bounded as predicted; diverged; undetermined.
+- bounded as predicted; diverged; undetermined;
+- no bound off the Adam-AVGrad-Lion face: MADA's coefficients left the face on which the
+  exact theory bounds its update (docs/theory.md (7.5)); set by the caller
+  (:mod:`stabcli.measure.paths`), never a falsification.
 
 ``closer_theory`` names the theory whose rate is closer to a growing point's measured
 rate, and is empty unless that rate is within closer_tol of the measurement.
@@ -57,6 +60,9 @@ class Verdict(StrEnum):
     BOUNDED_AS_PREDICTED = "bounded as predicted"
     DIVERGED = "diverged"
     UNDETERMINED = "undetermined"
+    #: MADA off its Adam-AVGrad-Lion face: the exact theory has no bound there, so no
+    #: prediction to meet or contradict (docs/theory.md (7.5))
+    NO_BOUND = "no bound off the Adam-AVGrad-Lion face"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ Two things differ from a sweep's point:
 - a moving path (a schedule, learned betas) is checked against its own bound
   (:mod:`stabcli.monitor.bounds`: the path bound, docs/theory.md §5) and its exact rate
   is the mean of ln γ_n − ½ ln β_n over the window (docs/theory.md (5.7)), with the exact
-  verdict and the closer theory taken again from those;
+  verdict and the closer theory taken again from those, by the sweep's rule
+  (:func:`stabcli.measure.paths.along_path`); MADA off its Adam-AVGrad-Lion face has no
+  bound, and says so (docs/theory.md (7.5));
 - the words of the bound check (``bound_check``) judge u_n less the rounding of a step read
   from parameters (``resolution``, :mod:`stabcli.monitor.history`), which low-precision
   parameters make large (bfloat16 at η = 1e-2: ~2); the ratios are of u_n itself.
@@ -24,29 +26,39 @@ have :data:`stabcli.store.schema.TRACE_COLUMNS` and :data:`EXTRA_TRACE_COLUMNS`.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stabcli.measure import MeasureSettings, PointMeasurement, measure_points, rounding_tolerance
+from stabcli.measure import (
+    BoundKind,
+    BoundStatus,
+    MeasureSettings,
+    PointMeasurement,
+    measure_points,
+    measurement_columns,
+    rounding_tolerance,
+)
 from stabcli.measure.bounds import bound_checks
-from stabcli.measure.verdicts import Prediction, Theory, closer_theory, predictions, verdict
+from stabcli.measure.paths import MADA_FACE, along_path, no_bound_check, off_face_steps
 from stabcli.monitor.bounds import path_rate, point_bound
 from stabcli.monitor.groups import Correction, in_domain
 from stabcli.monitor.history import History, PointTrace
 from stabcli.store import fingerprint, point_id
-from stabcli.store.schema import POINT_COLUMNS, TRACE_COLUMNS
+from stabcli.store.schema import (
+    MONITOR_POINT_COLUMNS,
+    MONITOR_TRACE_COLUMNS,
+    POINT_COLUMNS,
+    TRACE_COLUMNS,
+)
 from stabcli.theory import exact, paper
 
-#: points.csv columns a monitor run adds (proposed for store.schema).
-EXTRA_POINT_COLUMNS = (
-    "param_groups",  # the param groups the point covers, e.g. "0,1"
-    "path",  # "constant" or "moving": whether (β, γ) changed during the run
-)
+#: points.csv columns a monitor run adds (store.schema).
+EXTRA_POINT_COLUMNS = MONITOR_POINT_COLUMNS
 #: traces columns a monitor run adds: the path, its bound, and the measurement's rounding.
-EXTRA_TRACE_COLUMNS = ("beta", "gamma", "bound", "resolution")
+EXTRA_TRACE_COLUMNS = MONITOR_TRACE_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -91,44 +103,11 @@ def trace_frame(trace: PointTrace, bound: np.ndarray, pid: str) -> pd.DataFrame:
     return frame[list(TRACE_COLUMNS + EXTRA_TRACE_COLUMNS)]
 
 
-def measurement_columns(m: PointMeasurement) -> dict[str, Any]:
-    """A point's measurement in points.csv's words (store.schema, window … bound check),
-    and the names an older schema gave three of them."""
-    w, r, b, p = m.window, m.rate, m.bound, m.power
+def _legacy_columns(m: PointMeasurement) -> dict[str, Any]:
+    """The names an older schema gave three of the measurement's columns."""
     return {
-        "settle_step": w.settle_step,
-        "window_rule": w.regime.value,
-        "window_start": w.start,
-        "window_stop": w.stop,
-        "steps_needed": w.steps_needed,
-        "rate": r.rate,
-        "rate_stderr": r.stderr,
-        "rate_low": r.low,
-        "rate_high": r.high,
-        "rate_lag1": r.lag1,
-        "measured_class": m.measured_class.value,
-        "class_reason": m.reason,
-        "central_slope": m.central_slope,
-        "central_at": m.central_at,
-        "power_exponent": p.exponent,
-        "power_halfwidth": p.halfwidth,
-        "growth_shape": p.shape.value,
-        "sqrt_n": p.sqrt_n,
-        "paper_rate": m.paper.predicted_rate,
-        "paper_verdict": m.paper.verdict.value,
-        "paper_rel_error": m.paper.rel_error,
-        "exact_rate": m.exact.predicted_rate,
-        "exact_verdict": m.exact.verdict.value,
-        "exact_rel_error": m.exact.rel_error,
-        "closer_theory": m.closer_theory,
-        "bound_ratio_max": b.ratio_all,
-        "bound_ratio_step": b.step_all if b.step_all >= 0 else None,
-        "bound_ratio_settled": b.ratio_window,
-        "bound_check": b.status.value,
-        "bound_note": b.note,
-        "diverged_step": m.diverged_step,
-        "measured_slope": m.central_slope,  # the older schema's names
-        "fit_slope": r.rate,
+        "measured_slope": m.central_slope,
+        "fit_slope": m.rate.rate,
         "slope_step": m.central_at,
     }
 
@@ -141,20 +120,23 @@ def _along_path(
     bound: np.ndarray,  # (S,) the path's bound (nan before the monitor started)
     settings: MeasureSettings,
     tolerance: float,
+    mada: bool,
 ) -> PointMeasurement:
     """``m`` with the bound check and the exact theory's rate, verdict and the closer
-    theory of the recorded path (docs/theory.md §5) instead of its last point's."""
+    theory of the recorded path (docs/theory.md §5) instead of its last point's: the
+    sweep's rule for learned betas (:func:`stabcli.measure.paths.along_path`). MADA off its
+    Adam-AVGrad-Lion face has no bound (docs/theory.md (7.5)): nothing to check there."""
     s = m.window
+    if mada:
+        face = {name: trace.settings[name][None] for name in MADA_FACE}
+        (off,) = off_face_steps(face)
+        if off is not None:
+            return along_path(
+                m, np.nan, no_bound_check(int(trace.steps[off])), settings, BoundKind.NONE
+            )
     check = bound_checks(u[None], bound[None], wd[None], [s], tolerance)[0]
     rate = path_rate(trace, s.start, s.stop)
-    along = Prediction(Theory.EXACT, rate, rate > settings.growth_tol)
-    at_point, _ = predictions(m.beta, m.gamma, s, settings)
-    return replace(
-        m,
-        bound=check,
-        exact=verdict(along, m.measured_class, m.rate, settings),
-        closer_theory=closer_theory(at_point, along, m.measured_class, m.rate, settings),
-    )
+    return along_path(m, rate, check, settings, BoundKind.MADA_FACE if mada else BoundKind.PATH)
 
 
 def window_tensor(tensors: np.ndarray, start: int, stop: int) -> str:
@@ -208,18 +190,21 @@ def assess(
             [beta], [gamma], u[None], settings=settings, dtype=dtype, wd_term=wd[None]
         ).points
         if trace.moving or mada:  # MADA's bound is its own even at constant coefficients
-            measured = _along_path(measured, trace, u, wd, limit, settings, tolerance)
-        judged = bound_checks(least[None], limit[None], wd[None], [measured.window], tolerance)[0]
+            measured = _along_path(measured, trace, u, wd, limit, settings, tolerance, mada)
         w = measured.window
-        row |= measurement_columns(measured)
+        row |= measurement_columns(measured) | _legacy_columns(measured)
         row |= {
             "c_value": paper.c_value(beta, gamma),
             "paper_region": paper.region(beta, gamma).value,
             "exact_stable": exact.exact_stable(beta, gamma),
-            "bound_check": judged.status.value,
-            "bound_note": f"{judged.note}; judged on u_n less its resolution 2ε‖θ_n‖∞/η_n",
             "max_tensor": window_tensor(tensors, w.start, w.stop),
         }
+        if measured.bound.status is not BoundStatus.NO_BOUND:
+            judged = bound_checks(least[None], limit[None], wd[None], [w], tolerance)[0]
+            row |= {
+                "bound_check": judged.status.value,
+                "bound_note": f"{judged.note}; judged on u_n less its resolution 2ε‖θ_n‖∞/η_n",
+            }
     elif m.any():
         row["class_reason"] = "(β, γ) outside the theory's domain"
     return PointResult(trace.groups, row, traces)

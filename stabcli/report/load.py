@@ -19,7 +19,17 @@ import pandas as pd
 from stabcli.errors import StabcliError
 from stabcli.measure import MeasureSettings
 from stabcli.store import RunDir, find_latest_run
-from stabcli.store.schema import POINT_BOOL_COLUMNS, POINT_NUMBER_COLUMNS, POINT_TEXT_COLUMNS
+from stabcli.store.schema import (
+    KADAM_POINT_COLUMNS,
+    KADAM_TRACE_PREFIX,
+    MADA_TRACE_COLUMNS,
+    MONITOR_TRACE_COLUMNS,
+    OPTIONAL_TEXT_COLUMNS,
+    PATH_POINT_COLUMNS,
+    POINT_BOOL_COLUMNS,
+    POINT_NUMBER_COLUMNS,
+    POINT_TEXT_COLUMNS,
+)
 from stabcli.theory.agreement import predict
 from stabcli.theory.domain import HyperPoint
 
@@ -27,6 +37,12 @@ from stabcli.theory.domain import HyperPoint
 TEXT_POINT_COLUMNS = (*(c for c in POINT_TEXT_COLUMNS if c != "point_id"), "batch")
 #: Region kinds whose points lie along a curve (figures put their position on the x-axis).
 CURVE_KINDS = ("normal-curve", "level-curve")
+#: Optional points.csv columns holding numbers (store.schema), besides ``level_ratio_l<i>``.
+OPTIONAL_NUMBER_COLUMNS = tuple(
+    c for c in KADAM_POINT_COLUMNS + PATH_POINT_COLUMNS if c not in OPTIONAL_TEXT_COLUMNS
+)
+#: Optional trace columns holding numbers (store.schema), besides ``max_update_l<i>``.
+NUMBER_TRACE_COLUMNS = ("loss", "lr", "wd_term", *MONITOR_TRACE_COLUMNS, *MADA_TRACE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,51 @@ class RunData:
         return value if isinstance(value, str) else ""
 
     @property
+    def kind(self) -> str:
+        """ "monitor" for a run written by :mod:`stabcli.monitor`, else "sweep"."""
+        return "monitor" if self.config.get("kind") == "monitor" else "sweep"
+
+    @property
+    def optimizer(self) -> str:
+        """adam, kadam, hyperadam or mada for a sweep (settings.preset.train.optimizer);
+        the optimizer's class name for a monitor run."""
+        settings = self.config.get("settings")
+        if self.kind == "monitor":
+            optimizer = settings.get("optimizer") if isinstance(settings, dict) else None
+            name = optimizer.get("class") if isinstance(optimizer, dict) else None
+            return str(name).rsplit(".", 1)[-1] if name else "unknown"
+        preset = settings.get("preset") if isinstance(settings, dict) else None
+        train = preset.get("train") if isinstance(preset, dict) else None
+        value = train.get("optimizer") if isinstance(train, dict) else None
+        return value if isinstance(value, str) and value else "adam"
+
+    @property
+    def learned(self) -> bool:
+        """Whether the points moved through the plane: learned betas, or a monitor's path."""
+        return "beta" in self.traces and "gamma" in self.traces
+
+    @property
+    def levels(self) -> int:
+        """k-Adam's number of levels recorded in the traces (0 for other runs)."""
+        return sum(1 for c in self.traces.columns if str(c).startswith(KADAM_TRACE_PREFIX))
+
+    @property
+    def order(self) -> str:
+        """How the region's points were typed: "torch" (beta1, beta2) or "paper" (β, γ)."""
+        region = self.config.get("region")
+        order = region.get("order") if isinstance(region, dict) else None
+        return "torch" if order == "torch" else "paper"
+
+    @property
+    def batching(self) -> str:
+        """How a factory's points ran (config.json's ``batching``: path and reason), or ""."""
+        value = self.config.get("batching")
+        if not isinstance(value, dict) or not value.get("path"):
+            return ""
+        reason = value.get("reason")
+        return f"{value['path']}" + (f" ({reason})" if reason else "")
+
+    @property
     def weight_decay(self) -> bool:
         """True when the traces record a decoupled weight-decay term λ‖θ_n‖∞."""
         wd = self.traces.get("wd_term")
@@ -132,6 +193,13 @@ def _as_bool(values: pd.Series) -> pd.Series:
         return pd.NA
 
     return values.map(one).astype("boolean")
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """A text column as str, "" where missing, whatever dtype it was read as (a column
+    empty in every row reads back from CSV as float NaN: filling that with "" is what
+    pandas deprecates)."""
+    return values.astype(object).where(values.notna(), "").astype(str)
 
 
 def _fill_theory(points: pd.DataFrame, slope_at: int | None) -> pd.DataFrame:
@@ -188,10 +256,15 @@ def normalize_points(raw: pd.DataFrame, slope_at: int | None = None) -> pd.DataF
         points[column] = pd.to_numeric(values, errors="coerce").astype(float)
     for column in TEXT_POINT_COLUMNS:
         values = points[column] if column in points else pd.Series("", index=points.index)
-        points[column] = values.astype(object).where(values.notna(), "").astype(str)
+        points[column] = _text(values)
     for column in POINT_BOOL_COLUMNS:
         values = points[column] if column in points else pd.Series(pd.NA, index=points.index)
         points[column] = _as_bool(values.reindex(points.index))
+    for column in points.columns:  # the optional columns some optimizers and monitors write
+        if column in OPTIONAL_TEXT_COLUMNS:
+            points[column] = _text(points[column])
+        elif column in OPTIONAL_NUMBER_COLUMNS or str(column).startswith("level_ratio_l"):
+            points[column] = pd.to_numeric(points[column], errors="coerce").astype(float)
     points["point_id"] = points["point_id"].astype(str)
     bad = ~(np.isfinite(points["beta"]) & np.isfinite(points["gamma"]))
     if bad.any():
@@ -225,9 +298,12 @@ def _normalize_records(
     records["step"] = pd.to_numeric(records["step"], errors="coerce")
     records[value] = pd.to_numeric(records[value], errors="coerce").astype(float)
     records = records[records["step"].notna()].astype({"step": int})
+    for column in records.columns:
+        if column in NUMBER_TRACE_COLUMNS or str(column).startswith(KADAM_TRACE_PREFIX):
+            records[column] = pd.to_numeric(records[column], errors="coerce").astype(float)
     for column in text:
         column_values = records[column] if column in records else pd.Series("", index=records.index)
-        records[column] = column_values.fillna("").astype(str)
+        records[column] = _text(column_values)
     return records.sort_values(["point_id", "step"], kind="stable").reset_index(drop=True)
 
 

@@ -19,11 +19,14 @@ import pandas as pd
 
 from stabcli.measure import (
     BoundCheck,
+    BoundKind,
     BoundStatus,
     GrowthShape,
     Headline,
+    LevelBounds,
     MeasuredClass,
     MeasureSettings,
+    PathFacts,
     PointMeasurement,
     PowerLaw,
     RateEstimate,
@@ -34,6 +37,7 @@ from stabcli.measure import (
 )
 from stabcli.measure.headline import summarize
 from stabcli.measure.window import Regime
+from stabcli.store.schema import level_ratio_column
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -115,6 +119,8 @@ def point_measurement(row: Mapping[str, Any]) -> PointMeasurement:
         )
 
     return PointMeasurement(
+        levels=_levels(row),
+        path=_path(row),
         beta=_float(row.get("beta")),
         gamma=_float(row.get("gamma")),
         window=window,
@@ -129,6 +135,71 @@ def point_measurement(row: Mapping[str, Any]) -> PointMeasurement:
         paper=verdict(Theory.PAPER),
         exact=verdict(Theory.EXACT),
         closer_theory=_text(row.get("closer_theory")),
+    )
+
+
+def level_count(row: Mapping[str, Any]) -> int:
+    """k of a k-Adam row: its number of ``level_ratio_l<i>`` columns (0 for other rows)."""
+    k = 0
+    while level_ratio_column(k + 1) in row:
+        k += 1
+    return k
+
+
+def _levels(row: Mapping[str, Any]) -> LevelBounds | None:
+    """A k-Adam row's levels (store.schema.KADAM_POINT_COLUMNS); None for other rows.
+
+    points.csv keeps every level's ratio and the words of the worst one, which is all the
+    headline reads (a level above its bound is the worst level whenever any is).
+    """
+    k = level_count(row)
+    if not k or "level_check" not in row:
+        return None
+    worst = _int(row.get("level_worst")) or 0
+    step = _int(row.get("level_ratio_step"))
+    beta, gamma = _float(row.get("level_beta")), _float(row.get("level_gamma"))
+    return LevelBounds(
+        beta=(beta,) * k,
+        gamma=(gamma,) * k,
+        ratios=tuple(_float(row.get(level_ratio_column(i))) for i in range(1, k + 1)),
+        worst=worst,
+        check=BoundCheck(
+            ratio_all=_float(row.get("level_ratio_max")),
+            step_all=step if step is not None else -1,
+            ratio_window=math.nan,
+            status=_enum(BoundStatus, row.get("level_check"), BoundStatus.UNKNOWN),
+            note="",
+        ),
+    )
+
+
+def _path(row: Mapping[str, Any]) -> PathFacts | None:
+    """A learned-beta row's path facts (store.schema.PATH_POINT_COLUMNS); None otherwise."""
+    if "bound_kind" not in row or not _text(row.get("bound_kind")):
+        return None
+    first = _int(row.get("first_unstable_step"))
+    rate = _float(row.get("unstable_rate"))
+    after = None
+    if first is not None and math.isfinite(rate):
+        after = RateEstimate(
+            rate=rate,
+            stderr=math.nan,
+            low=_float(row.get("unstable_rate_low")),
+            high=_float(row.get("unstable_rate_high")),
+            count=0,
+            lag1=math.nan,
+            start=first,
+            stop=_int(row.get("window_stop")) or first,
+        )
+    return PathFacts(
+        final_beta=_float(row.get("final_beta")),
+        final_gamma=_float(row.get("final_gamma")),
+        first_unstable_step=first,
+        after=after,
+        after_class=_text(row.get("unstable_class")),
+        after_reason=_text(row.get("unstable_reason")),
+        bound_kind=_enum(BoundKind, row.get("bound_kind"), BoundKind.PATH),
+        off_face_step=_int(row.get("off_face_step")),
     )
 
 

@@ -1,8 +1,15 @@
 """The columns of a run directory's files (README, "Run directories").
 
-The sweep writes them and the report reads them; this is their one definition. The
-measurement columns are those of :class:`stabcli.measure.PointMeasurement`
+The sweep and the monitor write them and the report reads them; this is their one
+definition. The measurement columns are those of :class:`stabcli.measure.PointMeasurement`
 (docs/theory.md §9), one per figure a reader may need to check a verdict.
+
+Every points.csv has :data:`POINT_COLUMNS`. Some runs add optional columns after them:
+k-Adam sweeps :data:`KADAM_POINT_COLUMNS` (and one ``level_ratio_l<i>`` per level,
+:func:`level_ratio_column`), HyperAdam and MADA sweeps :data:`PATH_POINT_COLUMNS`, monitor
+runs :data:`MONITOR_POINT_COLUMNS`. Likewise traces have :data:`TRACE_COLUMNS` and, by
+optimizer or origin, :data:`KADAM_TRACE_PREFIX` columns, :data:`PATH_TRACE_COLUMNS`,
+:data:`MADA_TRACE_COLUMNS` or :data:`MONITOR_TRACE_COLUMNS`.
 """
 
 #: points.csv, in order (the store appends ``batch``, the file holding the point's traces).
@@ -47,11 +54,13 @@ POINT_COLUMNS = (
     "exact_verdict",
     "exact_rel_error",
     "closer_theory",  # paper, exact or both: within 10% of the rate; empty otherwise
-    # the exact bound check (docs/theory.md (9.6))
+    # the exact bound check (docs/theory.md (9.6)); for k-Adam against the last level's
+    # bound (docs/theory.md (6.3)), for learned betas against the path's (§5, (7.5))
     "bound_ratio_max",  # max over all n of u_n / (bound_n + λ‖θ_n‖∞)
     "bound_ratio_step",  # the n where it is reached
     "bound_ratio_settled",  # the same max over the valid window: past the transient
-    "bound_check",  # within the bound, … up to rounding, numerically invalid, above the bound
+    "bound_check",  # within the bound, … up to rounding, numerically invalid, above the
+    # bound, or (MADA off its Adam-AVGrad-Lion face) no bound off the Adam-AVGrad-Lion face
     "bound_note",  # the rounding tolerance used, or why the point is numerically invalid
     # the rest
     "diverged_step",  # first step whose loss or max-update was not finite, or empty
@@ -60,6 +69,49 @@ POINT_COLUMNS = (
     "final_loss",
     "best_test_loss",
 )
+#: k-Adam's points.csv columns (after POINT_COLUMNS). A k-Adam point's theory and
+#: measurement columns (c_value, paper_region, exact_stable, the window, both theories'
+#: rates and verdicts, the bound check) are those of its last level's (β_k, γ_k), which
+#: bounds the update (docs/theory.md (6.3)); ``beta`` and ``gamma`` stay the base pair the
+#: strategy started from (the point of the region).
+KADAM_POINT_COLUMNS = (
+    "level_beta",  # β_i of the levels (paper App. P: every strategy gives all levels one pair)
+    "level_gamma",  # γ_i of the levels
+    "level_worst",  # the level whose ‖u^(i)‖∞ / bound(β_i, γ_i) is largest (1..k)
+    "level_ratio_max",  # that ratio: max over n and levels
+    "level_ratio_step",  # the n where it is reached
+    "level_check",  # its words (within the bound, …, above the bound: a falsification)
+    # then level_ratio_l1 .. level_ratio_lk: max over n of ‖u^(i)_n‖∞ / U_n(β_i, γ_i)
+)
+#: HyperAdam's and MADA's points.csv columns (after POINT_COLUMNS). ``beta``, ``gamma``,
+#: c_value, paper_region and exact_stable are of the starting pair (the point of the
+#: region); the window and the paper's verdict are of the final pair; the bound check, the
+#: exact rate and verdict are the path's (docs/theory.md §5, (5.7); MADA (7.5)).
+PATH_POINT_COLUMNS = (
+    "final_beta",  # β at the last step (torch beta2)
+    "final_gamma",  # γ at the last step (torch beta1)
+    "first_unstable_step",  # first n with γ_n² > β_n; empty if the path never entered
+    "unstable_class",  # the max-update over the steps after it: growing, bounded,
+    # undetermined, or "no valid window" (fewer than min_window steps); empty if never
+    "unstable_rate",  # slope of log‖u_n‖∞ per step over those steps
+    "unstable_rate_low",  # its interval
+    "unstable_rate_high",
+    "unstable_reason",  # why undetermined or no valid window
+    "bound_kind",  # path, MADA face, or none (MADA off its Adam-AVGrad-Lion face)
+    "off_face_step",  # MADA: first step with β3 > 0 or c < 1; empty if none
+)
+#: A monitor run's points.csv columns (after POINT_COLUMNS).
+MONITOR_POINT_COLUMNS = (
+    "param_groups",  # the param groups the point covers, e.g. "0,1"
+    "path",  # "constant" or "moving": whether (β, γ) changed during the run
+)
+
+
+def level_ratio_column(level: int) -> str:
+    """points.csv's column of level ``level``'s (1..k) bound ratio: ``level_ratio_l<i>``."""
+    return f"level_ratio_l{level}"
+
+
 #: points.csv columns holding text (with the store's ``batch``); the bool ones are booleans.
 POINT_TEXT_COLUMNS = (
     "point_id",
@@ -75,6 +127,15 @@ POINT_TEXT_COLUMNS = (
     "bound_note",
     "max_tensor",
 )
+#: Optional points.csv columns holding text (the others hold numbers).
+OPTIONAL_TEXT_COLUMNS = (
+    "level_check",
+    "unstable_class",
+    "unstable_reason",
+    "bound_kind",
+    "param_groups",
+    "path",
+)
 POINT_BOOL_COLUMNS = ("exact_stable", "sqrt_n")
 #: Whole-number columns of points.csv written before the measurement module (read back
 #: as written: whole numbers).
@@ -89,11 +150,40 @@ POINT_INT_COLUMNS = (
     "bound_ratio_step",
     "diverged_step",
     "underflow_step",
+    "level_worst",
+    "level_ratio_step",
+    "first_unstable_step",
+    "off_face_step",
     *LEGACY_INT_COLUMNS,
 )
 POINT_NUMBER_COLUMNS = tuple(
     c for c in POINT_COLUMNS if c not in POINT_TEXT_COLUMNS + POINT_BOOL_COLUMNS
 )
-#: traces/*.parquet and evals/*.parquet.
-TRACE_COLUMNS = ("point_id", "step", "max_update", "max_tensor", "loss", "lr", "wd_term")
+#: traces/*.parquet, one row per point and step n, and evals/*.parquet.
+TRACE_COLUMNS = (
+    "point_id",
+    "step",  # n
+    "max_update",  # ‖θ_{n+1} − θ_n‖∞/η_n = ‖u_n + λθ_n‖∞ (λθ_n under decoupled decay only)
+    "max_tensor",  # the parameter tensor holding it
+    "loss",  # training loss at step n (NaN in a monitor run: it sees the optimizer only)
+    "lr",  # η_n
+    "wd_term",  # λ‖θ_n‖∞ under decoupled decay (the measured step's part that is not u_n)
+)
+#: k-Adam's traces: ``max_update_l1`` .. ``max_update_lk``, ‖u^(i)_n‖∞ of level i before
+#: λθ_n (docs/theory.md §6).
+KADAM_TRACE_PREFIX = "max_update_l"
+#: HyperAdam's (and a monitor's) traces: the (β_n, γ_n) that made step n (docs/theory.md §5).
+PATH_TRACE_COLUMNS = ("beta", "gamma")
+#: MADA's traces: its coefficients q of step n besides β and γ (docs/theory.md (7.1)):
+#: Adan's β3, AVGrad's ρ, Yogi's c and Lion's weight ω.
+MADA_TRACE_COLUMNS = ("beta3", "rho", "c", "omega")
+#: A monitor run's traces: the path, its bound at step n (the exact, path or MADA bound,
+#: without λ‖θ_n‖∞) and ``resolution``, 2ε‖θ_n‖∞/η_n: the rounding of a step read from the
+#: parameters, which the monitor's bound check allows for.
+MONITOR_TRACE_COLUMNS = ("beta", "gamma", "bound", "resolution")
 EVAL_COLUMNS = ("point_id", "step", "test_loss")
+
+
+def level_trace_column(level: int) -> str:
+    """traces' column of level ``level``'s (1..k) max-update: ``max_update_l<i>``."""
+    return f"{KADAM_TRACE_PREFIX}{level}"

@@ -1,10 +1,16 @@
 """points.csv rows of a finished batch: its traces measured by :mod:`stabcli.measure`.
 
 A batch's traces (one record per point and step) are pivoted into (P, S) arrays and
-measured in one call, :func:`stabcli.measure.measure_points` (docs/theory.md §9): valid
-window, rate and class, the paper's central difference, the √n test, each theory's
-verdict and the exact bound check. Each point's measurement becomes one row of
-:data:`stabcli.store.schema.POINT_COLUMNS`. Nothing here computes a slope or a ratio.
+measured in one call (docs/theory.md §9): valid window, rate and class, the paper's
+central difference, the √n test, each theory's verdict and the bound check. The call
+depends on the optimizer the batch trained (:class:`Optimizer`, read from the columns the
+engine recorded): Adam's points by :func:`stabcli.measure.measure_points` at their own
+(β, γ); k-Adam's by :func:`stabcli.measure.measure_kadam`, at their last level's pair and
+every level against its own exact bound (docs/theory.md (6.3)); HyperAdam's and MADA's by
+:func:`stabcli.measure.measure_learned`, against the bound of the path they recorded
+(docs/theory.md §5, (7.5)). Each point's measurement becomes one row of
+:data:`stabcli.store.schema.POINT_COLUMNS` (and the optimizer's own columns,
+:attr:`Optimizer.point_columns`). Nothing here computes a slope or a ratio.
 """
 
 from __future__ import annotations
@@ -18,9 +24,25 @@ import numpy as np
 import pandas as pd
 
 from stabcli.errors import SettingError
-from stabcli.measure import MeasureSettings, PointMeasurement, measure_points
+from stabcli.measure import (
+    MeasureSettings,
+    SweepMeasurement,
+    measure_kadam,
+    measure_learned,
+    measure_points,
+    measurement_columns,
+)
 from stabcli.probe import ProbeResult
-from stabcli.store.schema import POINT_COLUMNS
+from stabcli.store.schema import (
+    KADAM_POINT_COLUMNS,
+    KADAM_TRACE_PREFIX,
+    MADA_TRACE_COLUMNS,
+    PATH_POINT_COLUMNS,
+    PATH_TRACE_COLUMNS,
+    POINT_COLUMNS,
+    level_ratio_column,
+    level_trace_column,
+)
 from stabcli.theory import exact, paper
 
 
@@ -74,10 +96,55 @@ class BatchTraces:
     max_update: np.ndarray  # (P, S): points, steps; ‖u_n‖∞, nan after divergence
     wd_term: np.ndarray  # (P, S) λ‖θ_n‖∞ under decoupled weight decay, else 0
     max_tensor: np.ndarray  # (P, S) object: the tensor holding the max, None when not finite
+    extra: dict[str, np.ndarray]  # (P, S) each: the optimizer's own columns (Optimizer.columns)
 
 
-def batch_traces(traces: pd.DataFrame, points: list[int], steps: int) -> BatchTraces:
-    """Pivot records (point, step, max_update, wd_term, max_tensor) into (P, S) arrays."""
+@dataclass(frozen=True)
+class Optimizer:
+    """Which optimizer a batch trained, read from the columns its ProbeResult carries
+    (:class:`stabcli.probe.ProbeResult`: k-Adam's summary has ``level_beta``; HyperAdam's
+    and MADA's traces have ``beta`` and ``gamma``, MADA's also its other coefficients)."""
+
+    name: str  # adam, kadam, hyperadam or mada
+    k: int = 1  # k-Adam's levels
+
+    @classmethod
+    def of(cls, part: ProbeResult) -> Optimizer:
+        traces = set(part.traces.columns)
+        if "level_beta" in part.summary:
+            k = sum(1 for c in traces if c.startswith(KADAM_TRACE_PREFIX))
+            return cls("kadam", k)
+        if set(PATH_TRACE_COLUMNS) <= traces:
+            return cls("mada" if set(MADA_TRACE_COLUMNS) <= traces else "hyperadam")
+        return cls("adam")
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The optimizer's trace columns the measurement reads."""
+        if self.name == "kadam":
+            return tuple(level_trace_column(i) for i in range(1, self.k + 1))
+        if self.name == "hyperadam":
+            return PATH_TRACE_COLUMNS
+        if self.name == "mada":
+            return PATH_TRACE_COLUMNS + MADA_TRACE_COLUMNS
+        return ()
+
+    @property
+    def point_columns(self) -> tuple[str, ...]:
+        """points.csv's columns for this optimizer (store.schema)."""
+        if self.name == "kadam":
+            levels = tuple(level_ratio_column(i) for i in range(1, self.k + 1))
+            return POINT_COLUMNS + KADAM_POINT_COLUMNS + levels
+        if self.name in ("hyperadam", "mada"):
+            return POINT_COLUMNS + PATH_POINT_COLUMNS
+        return POINT_COLUMNS
+
+
+def batch_traces(
+    traces: pd.DataFrame, points: list[int], steps: int, extra: tuple[str, ...] = ()
+) -> BatchTraces:
+    """Pivot records (point, step, max_update, wd_term, max_tensor and ``extra``) into
+    (P, S) arrays."""
 
     def pivot(column: str, fill: object) -> np.ndarray:
         wide = traces.pivot(index="point", columns="step", values=column)
@@ -87,6 +154,7 @@ def batch_traces(traces: pd.DataFrame, points: list[int], steps: int) -> BatchTr
         max_update=pivot("max_update", np.nan).astype(float),
         wd_term=pivot("wd_term", 0.0).astype(float),
         max_tensor=pivot("max_tensor", None),
+        extra={c: pivot(c, np.nan).astype(float) for c in extra},
     )
 
 
@@ -119,42 +187,50 @@ def _int_or_none(value: Any) -> int | None:
     return None if value is None or pd.isna(value) else int(value)
 
 
-def measurement_columns(m: PointMeasurement) -> dict[str, Any]:
-    """The measurement's points.csv columns (store.schema: window … bound check)."""
-    w, r, b, p = m.window, m.rate, m.bound, m.power
-    return {
-        "settle_step": w.settle_step,
-        "window_rule": w.regime.value,
-        "window_start": w.start,
-        "window_stop": w.stop,
-        "steps_needed": w.steps_needed,
-        "rate": r.rate,
-        "rate_stderr": r.stderr,
-        "rate_low": r.low,
-        "rate_high": r.high,
-        "rate_lag1": r.lag1,
-        "measured_class": m.measured_class.value,
-        "class_reason": m.reason,
-        "central_slope": m.central_slope,
-        "central_at": m.central_at,
-        "power_exponent": p.exponent,
-        "power_halfwidth": p.halfwidth,
-        "growth_shape": p.shape.value,
-        "sqrt_n": p.sqrt_n,
-        "paper_rate": m.paper.predicted_rate,
-        "paper_verdict": m.paper.verdict.value,
-        "paper_rel_error": m.paper.rel_error,
-        "exact_rate": m.exact.predicted_rate,
-        "exact_verdict": m.exact.verdict.value,
-        "exact_rel_error": m.exact.rel_error,
-        "closer_theory": m.closer_theory,
-        "bound_ratio_max": b.ratio_all,
-        "bound_ratio_step": b.step_all if b.step_all >= 0 else None,
-        "bound_ratio_settled": b.ratio_window,
-        "bound_check": b.status.value,
-        "bound_note": b.note,
-        "diverged_step": m.diverged_step,
+def measure_batch(
+    part: ProbeResult, optimizer: Optimizer, arrays: BatchTraces, measure: MeasureSetup
+) -> tuple[SweepMeasurement, np.ndarray, np.ndarray]:
+    """The batch's measurement by its optimizer (:mod:`stabcli.measure.optimizers`), and the
+    (P,) (β, γ) its theory columns (C, regions, exact stability) describe: Adam's and a
+    learned point's own (the region's, where a learned path starts), a k-Adam point's
+    last level's, which bounds its update (docs/theory.md (6.3))."""
+    summary = part.summary.reset_index(drop=True)
+    beta = summary["beta"].to_numpy(float)
+    gamma = summary["gamma"].to_numpy(float)
+    underflow = [_int_or_none(u) for u in summary["underflow_step"]]
+    common: dict[str, Any] = {
+        "settings": measure.settings,
+        "dtype": part.dtype,
+        "wd_term": arrays.wd_term,
+        "diverged_steps": [_int_or_none(d) for d in summary["diverged_step"]],
+        "invalid": [invalid_reason(u, part.dtype) for u in underflow],
+        "central_at": measure.slope_at,
     }
+    if optimizer.name == "kadam":
+        # the engine records one pair per point: every strategy gives all levels the same
+        # (β_i, γ_i) (paper App. P; docs/theory.md (6.2))
+        level_beta = np.tile(summary["level_beta"].to_numpy(float), (optimizer.k, 1))  # (K, P)
+        level_gamma = np.tile(summary["level_gamma"].to_numpy(float), (optimizer.k, 1))
+        levels = np.stack([arrays.extra[c] for c in optimizer.columns])  # (K, P, S)
+        measured = measure_kadam(
+            beta, gamma, level_beta, level_gamma, arrays.max_update, levels, **common
+        )
+        return measured, level_beta[-1], level_gamma[-1]
+    if optimizer.name in ("hyperadam", "mada"):
+        mada = (
+            {c: arrays.extra[c] for c in MADA_TRACE_COLUMNS} if optimizer.name == "mada" else None
+        )
+        measured = measure_learned(
+            beta,
+            gamma,
+            arrays.extra["beta"],
+            arrays.extra["gamma"],
+            arrays.max_update,
+            mada=mada,
+            **common,
+        )
+        return measured, beta, gamma
+    return measure_points(beta, gamma, arrays.max_update, **common), beta, gamma
 
 
 def batch_rows(
@@ -167,25 +243,16 @@ def batch_rows(
     summary = part.summary.reset_index(drop=True)
     order = summary["point"].astype(int).tolist()
     steps = int(part.traces["step"].max()) + 1 if len(part.traces) else 0
-    arrays = batch_traces(part.traces, order, steps)
-    diverged = [_int_or_none(d) for d in summary["diverged_step"]]
+    optimizer = Optimizer.of(part)
+    arrays = batch_traces(part.traces, order, steps, optimizer.columns)
     underflow = [_int_or_none(u) for u in summary["underflow_step"]]
-    measured = measure_points(
-        summary["beta"].to_numpy(float),
-        summary["gamma"].to_numpy(float),
-        arrays.max_update,
-        settings=measure.settings,
-        dtype=part.dtype,
-        wd_term=arrays.wd_term,
-        diverged_steps=diverged,
-        invalid=[invalid_reason(u, part.dtype) for u in underflow],
-        central_at=measure.slope_at,
-    )
+    measured, theory_beta, theory_gamma = measure_batch(part, optimizer, arrays, measure)
     rows = []
     for i, (rec, m) in enumerate(
         zip(summary.itertuples(index=False), measured.points, strict=True)
     ):
         beta, gamma = float(rec.beta), float(rec.gamma)
+        at_beta, at_gamma = float(theory_beta[i]), float(theory_gamma[i])
         rows.append(
             {
                 "point_id": ids[rec.point],
@@ -194,9 +261,9 @@ def batch_rows(
                 "gamma": gamma,
                 "torch_beta1": gamma,
                 "torch_beta2": beta,
-                "c_value": paper.c_value(beta, gamma),
-                "paper_region": paper.region(beta, gamma).value,
-                "exact_stable": exact.exact_stable(beta, gamma),
+                "c_value": paper.c_value(at_beta, at_gamma),
+                "paper_region": paper.region(at_beta, at_gamma).value,
+                "exact_stable": exact.exact_stable(at_beta, at_gamma),
                 **measurement_columns(m),  # diverged_step: the loss's or the update's, first
                 "underflow_step": underflow[i],
                 "max_tensor": window_tensor(arrays.max_tensor[i], m.window.start, m.window.stop),
@@ -204,7 +271,7 @@ def batch_rows(
                 "best_test_loss": math.nan,
             }
         )
-    points = pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+    points = pd.DataFrame(rows, columns=list(optimizer.point_columns))
     evals = part.evals.copy()
     if len(evals):
         best = evals.groupby("point")["test_loss"].min()

@@ -18,6 +18,7 @@ from stabcli.probe import ProbeResult
 from stabcli.store.schema import POINT_COLUMNS
 from stabcli.sweep.rows import MeasureSetup, batch_rows, window_tensor
 from stabcli.theory.exact import exact_bound
+from stabcli.theory.path import first_unstable_step, path_bound
 
 STEPS = 600
 TENSORS = np.array(["a", "b", "c"], dtype=object)
@@ -233,3 +234,159 @@ def test_sqrt_n_growth_on_the_boundary_is_predicted_not_a_falsification(beta: fl
     assert row["exact_rate"] == pytest.approx(0.5 / ((start + stop) / 2), rel=0.05)
     assert row["exact_verdict"] != "seen but not predicted"
     assert row["rate"] == pytest.approx(row["exact_rate"], rel=0.05)
+
+
+# ------------------------------------------------------------------ other optimizers
+def _with_columns(
+    part: ProbeResult, traces: dict[str, np.ndarray], summary: dict[str, list[float]] | None = None
+) -> ProbeResult:
+    """``part`` with more (P, S) trace columns (laid out by point and step, as the engine
+    records them) and more summary columns."""
+    t = part.traces
+    rows, steps = t["point"].to_numpy(), t["step"].to_numpy()
+    new = t.assign(**{name: values[rows, steps] for name, values in traces.items()})
+    extra = part.summary.assign(**(summary or {}))
+    return ProbeResult(extra, new, part.evals, part.device, part.dtype, len(extra), 0.0)
+
+
+#: k = 2, inverse-exp from (0.999, 0.9): every level's pair (paper App. P; docs/theory.md (6.2))
+LEVEL = (1 - 0.001**0.5, 1 - 0.1**0.5)
+
+
+def _kadam_probe(fractions: tuple[float, float], steps: int = STEPS) -> ProbeResult:
+    """A k = 2 point at base (0.999, 0.9) whose level i sits at fractions[i] of its own bound
+    (with a ripple), the update being level 2's."""
+    n = np.arange(steps)
+    bound = np.asarray(exact_bound(*LEVEL, n))
+    ripple = 1.0 - 0.02 * (1 + np.sin(n / 7.0)) / 2
+    levels = [f * bound * ripple for f in fractions]
+    part = _probe([(0.999, 0.9)], levels[-1][None])
+    columns = {f"max_update_l{i}": lv[None] for i, lv in enumerate(levels, start=1)}
+    return _with_columns(part, columns, {"level_beta": [LEVEL[0]], "level_gamma": [LEVEL[1]]})
+
+
+def test_kadam_rows_check_each_level_against_its_own_bound() -> None:
+    """The update obeys the last level's bound, not the base pair's (docs/theory.md (6.3)):
+    here it passes the base pair's bound early on, as k = 2 inverse-exp updates do."""
+    part = _kadam_probe((0.9, 0.97))
+    rows, _, _ = batch_rows(part, ["p"], [0.0], MeasureSetup.for_run(STEPS))
+    row = rows.iloc[0]
+    n = np.arange(STEPS)
+    u = part.traces.sort_values("step")["max_update"].to_numpy()
+    assert np.max(u / np.asarray(exact_bound(0.999, 0.9, n))) > 1.05  # the base pair's: passed
+    own = np.asarray(exact_bound(*LEVEL, n))
+    for i in (1, 2):
+        level = part.traces.sort_values("step")[f"max_update_l{i}"].to_numpy()
+        assert row[f"level_ratio_l{i}"] == pytest.approx(np.max(level / own), rel=1e-12)
+    assert row["bound_ratio_max"] == pytest.approx(np.max(u / own), rel=1e-12)
+    assert row["bound_check"] == "within the bound" and row["level_check"] == "within the bound"
+    assert row["level_worst"] == 2 and (row["level_beta"], row["level_gamma"]) == LEVEL
+    # the theory columns are the levels', the point stays the base pair
+    assert (row["beta"], row["gamma"]) == (0.999, 0.9)
+    assert row["c_value"] == pytest.approx(2 / LEVEL[1] - 1 / LEVEL[0] - 1, rel=1e-12)
+    assert row["exact_stable"] == (LEVEL[1] ** 2 < LEVEL[0])
+    assert list(rows.columns[: len(POINT_COLUMNS)]) == list(POINT_COLUMNS)
+    assert {"level_ratio_l1", "level_ratio_l2"} <= set(rows.columns)
+
+
+def test_a_kadam_level_above_its_bound_is_named_in_the_headline() -> None:
+    from stabcli.report.measured import headline_of
+
+    part = _kadam_probe((1.01, 0.9))  # level 1 above its bound by 1%: a probe bug
+    rows, _, _ = batch_rows(part, ["p"], [0.0], MeasureSetup.for_run(STEPS))
+    row = rows.iloc[0]
+    assert row["bound_check"] == "within the bound"  # the update (level 2) is fine
+    assert row["level_check"] == "above the bound" and row["level_worst"] == 1
+    lines = headline_of(rows.assign(underflow_step=np.nan), MeasureSetup.for_run(STEPS).settings)
+    falsified = [line for line in lines.lines() if line.startswith("FALSIFIED")]
+    assert len(falsified) == 1 and "level 1 of 2" in falsified[0]
+
+
+def _learned_probe(
+    gamma_path: np.ndarray, beta: float, fraction: float, mada: dict[str, np.ndarray] | None = None
+) -> ProbeResult:
+    """One learned point: β_n = beta, γ_n = gamma_path, its max-update at ``fraction`` of
+    the path bound (path products, as HyperAdam's kernel; docs/theory.md (5.4))."""
+    beta_path = np.full_like(gamma_path, beta)
+    u = fraction * np.asarray(path_bound(beta_path, gamma_path))
+    part = _probe([(beta, float(gamma_path[0]))], u[None])
+    columns = {"beta": beta_path[None], "gamma": gamma_path[None]}
+    columns |= {k: v[None] for k, v in (mada or {}).items()}
+    return _with_columns(part, columns)
+
+
+def test_learned_rows_check_the_path_bound_and_the_entry_into_instability() -> None:
+    gamma = np.linspace(0.9, 0.999, STEPS)  # crosses sqrt(0.99) ≈ 0.99499 at n ≈ 575 · 0.96
+    part = _learned_probe(gamma, 0.99, 0.8)
+    rows, _, _ = batch_rows(part, ["p"], [0.0], MeasureSetup.for_run(STEPS))
+    row = rows.iloc[0]
+    beta = np.full(STEPS, 0.99)
+    assert row["first_unstable_step"] == first_unstable_step(beta, gamma)
+    assert row["bound_ratio_max"] == pytest.approx(0.8, rel=1e-12)
+    assert row["bound_kind"] == "path" and row["bound_check"] == "within the bound"
+    assert (row["final_beta"], row["final_gamma"]) == (0.99, gamma[-1])
+    assert (row["beta"], row["gamma"]) == (0.99, 0.9)  # the point: where the path started
+    first = int(row["first_unstable_step"])
+    assert STEPS - first < 100 and row["unstable_class"] == "no valid window"
+    assert f"n = {first}" in row["unstable_reason"]
+
+
+def test_learned_rows_measure_the_growth_after_entering() -> None:
+    steps = 900
+    gamma = np.concatenate([np.linspace(0.9, 0.999, 300), np.full(steps - 300, 0.999)])
+    part = _learned_probe(gamma, 0.99, 0.8)
+    rows, _, _ = batch_rows(part, ["p"], [0.0], MeasureSetup.for_run(steps))
+    row = rows.iloc[0]
+    first = int(row["first_unstable_step"])
+    u = part.traces.sort_values("step")["max_update"].to_numpy()
+    slope = np.polyfit(np.arange(first, steps), np.log(u[first:]), 1)[0]
+    assert row["unstable_rate"] == pytest.approx(slope, rel=1e-9)
+    assert slope > 2e-3 and row["unstable_class"] == "growing"  # on its growing bound
+
+
+def test_mada_off_its_face_has_no_bound_and_falsifies_nothing() -> None:
+    from stabcli.report.measured import headline_of
+
+    n = np.arange(STEPS)
+    gamma = np.full(STEPS, 0.9)
+    coefficients = {
+        "beta3": np.where(n >= 5, 0.01, 0.0),  # Adan's term switched on at n = 5
+        "rho": np.ones(STEPS),
+        "c": np.ones(STEPS),
+        "omega": np.ones(STEPS),
+    }
+    part = _learned_probe(gamma, 0.999, 1.0, coefficients)
+    t = part.traces
+    part = ProbeResult(  # growing fast, far above any bound of (0.999, 0.9)
+        part.summary,
+        t.assign(max_update=np.exp(0.02 * t["step"])),
+        part.evals,
+        "cpu",
+        "float32",
+        1,
+        0.0,
+    )
+    rows, _, _ = batch_rows(part, ["p"], [0.0], MeasureSetup.for_run(STEPS))
+    row = rows.iloc[0]
+    assert row["bound_kind"] == "none" and row["off_face_step"] == 5
+    assert row["bound_check"] == "no bound off the Adam-AVGrad-Lion face"
+    assert math.isnan(row["bound_ratio_max"]) and row["measured_class"] == "growing"
+    assert row["exact_verdict"] == row["paper_verdict"] == "no bound off the Adam-AVGrad-Lion face"
+    headline = headline_of(rows, MeasureSetup.for_run(STEPS).settings)
+    assert not headline.falsifications
+    assert any("left the Adam-AVGrad-Lion face" in line for line in headline.lines())
+
+
+def test_mada_on_its_face_at_adams_vertex_is_checked_like_adam() -> None:
+    """β3 = 0, c = ρ = ω = 1 and constant betas: (7.5) is the exact bound (docs/theory.md
+    (5.6), (7.5)), so the path check and Adam's agree."""
+    gamma = np.full(STEPS, 0.99)
+    ones = np.ones(STEPS)
+    vertex = {"beta3": 0 * ones, "rho": ones, "c": ones, "omega": ones}
+    part = _learned_probe(gamma, 0.95, 0.7, vertex)
+    rows, _, _ = batch_rows(part, ["p"], [0.0], MeasureSetup.for_run(STEPS))
+    u = part.traces.sort_values("step")["max_update"].to_numpy()
+    adam = np.max(u / np.asarray(exact_bound(0.95, 0.99, np.arange(STEPS))))
+    assert rows.loc[0, "bound_kind"] == "MADA face"
+    assert rows.loc[0, "bound_ratio_max"] == pytest.approx(adam, rel=1e-9)
+    assert rows.loc[0, "first_unstable_step"] == 0  # 0.99² > 0.95 from the start
