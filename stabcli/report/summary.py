@@ -162,8 +162,40 @@ class ReportSummary:
             "n_invalid": self.n_invalid,
             "undetermined": dict(h.undetermined),
             "steps_needed": h.steps_needed,
+            "levels": _levels_json(h, number),
+            "paths": _paths_json(h),
             "lines": self.lines(),
         }
+
+
+def _levels_json(h: Headline, number: Any) -> dict[str, Any] | None:
+    """k-Adam's per-level bound check (measure.headline.LevelTally), or None."""
+    t = h.levels
+    if t is None:
+        return None
+    return {
+        "k": t.k,
+        "level_ratio_max": number(t.worst_ratio),
+        "level": t.worst_level or None,
+        "level_betas": list(t.worst_pair) if t.worst_pair else None,
+        "point": list(t.worst_point) if t.worst_point else None,
+        "level_check": str(t.worst_status),
+        "n_broken": t.n_broken,
+    }
+
+
+def _paths_json(h: Headline) -> dict[str, Any] | None:
+    """Learned betas' paths (measure.headline.PathTally), or None."""
+    t = h.paths
+    if t is None:
+        return None
+    return {
+        "n_paths": t.n_paths,
+        "entered": len(t.entered),
+        "first_unstable_steps": list(t.entered),
+        "after": dict(t.after),
+        "n_no_bound": t.n_no_bound,
+    }
 
 
 def get_summary(run: RunData) -> ReportSummary:
