@@ -11,6 +11,7 @@ REGION = "Region (choose one)"
 TRAINING = "Training (override the preset)"
 OPTIMIZER = "Optimizer (override the preset)"
 MEASURE = "Measurement"
+EXECUTION = "Execution"
 OUTPUT = "Output"
 
 
@@ -179,6 +180,36 @@ def sweep(
         int | None,
         typer.Option(min=1, help="Points per vectorized batch.", rich_help_panel=TRAINING),
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            metavar="local|ray",
+            help="Where batches run: this process, or a task per batch on a Ray cluster "
+            "(pip install 'stabcli[ray]').",
+            rich_help_panel=EXECUTION,
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDR",
+            help="Ray: the cluster's address, e.g. 10.0.0.1:6379 (default: $RAY_ADDRESS, "
+            "else a Ray instance started here).",
+            show_default=False,
+            rich_help_panel=EXECUTION,
+        ),
+    ] = None,
+    gpus_per_batch: Annotated[
+        float | None,
+        typer.Option(
+            metavar="N",
+            min=0,
+            help="Ray: GPUs per batch, may be fractional (default 1 if the cluster has "
+            "GPUs, else 0: CPUs).",
+            show_default=False,
+            rich_help_panel=EXECUTION,
+        ),
+    ] = None,
     slope_at: Annotated[
         int | None,
         typer.Option(
@@ -262,6 +293,9 @@ def sweep(
         python_path=python_path or [],
         device=device,
         points_per_batch=points_per_batch,
+        executor=executor,
+        address=address,
+        gpus_per_batch=gpus_per_batch,
         slope_at=slope_at,
         growth_tol=growth_tol,
         confidence=confidence,

@@ -8,6 +8,7 @@ from typing import Any
 
 from stabcli.cli.params import parse_floats, parse_point, parse_torch_betas
 from stabcli.errors import StabcliError
+from stabcli.sweep.executor import EXECUTORS, ExecutorSpec
 from stabcli.sweep.regions import (
     SweepRegion,
     curve_region,
@@ -121,10 +122,15 @@ def build_request(
     confidence: float | None,
     out: Path | None,
     overwrite: bool,
+    executor: str = "local",
+    address: str | None = None,
+    gpus_per_batch: float | None = None,
 ) -> SweepRequest:
-    """Resolve the preset with the command line's overrides, and the measurement."""
+    """Resolve the preset with the command line's overrides, the measurement and the
+    executor."""
     from stabcli.probe import load_preset
 
+    spec = build_executor(executor, address, gpus_per_batch)
     overrides: dict[str, Any] = {
         key: value
         for key, value in (
@@ -162,4 +168,28 @@ def build_request(
         device=device,
         points_per_batch=points_per_batch,
         overwrite=overwrite,
+        executor=spec,
     )
+
+
+def build_executor(
+    executor: str, address: str | None, gpus_per_batch: float | None
+) -> ExecutorSpec:
+    """``--executor``, ``--address`` and ``--gpus-per-batch``, checked before anything else
+    runs: Ray's options only with ``--executor ray``, and Ray installed when chosen."""
+    if executor not in EXECUTORS:
+        raise StabcliError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if executor == "local":
+        for flag, value in (("--address", address), ("--gpus-per-batch", gpus_per_batch)):
+            if value is not None:
+                raise StabcliError(f"{flag} applies only to --executor ray")
+    else:
+        from stabcli.sweep.ray_executor import INSTALL
+
+        try:
+            import ray  # noqa: F401  (checked here, before the data is read)
+        except ImportError:
+            raise StabcliError(
+                f"--executor ray needs Ray, which is not installed here: {INSTALL}"
+            ) from None
+    return ExecutorSpec(executor, address, gpus_per_batch)

@@ -2,10 +2,12 @@
 results, so output pipes).
 
 Before training, the points the run is too short to measure are listed with the
-``--steps`` that would measure them all (docs/theory.md (9.3)). In a terminal a progress
-bar over point-steps refreshes twice a second, its time left estimated from the elapsed
-time per point-step; without a terminal (a pipe, a CI log) one line is printed per
-committed batch instead.
+``--steps`` that would measure them all (docs/theory.md (9.3)), with where the batches run
+(on a Ray cluster) and how a factory model trains them. In a terminal a progress bar over
+point-steps refreshes twice a second, its time left estimated from the elapsed time per
+point-step; it covers every worker (Ray tasks report their point-steps as they go, and a
+batch that starts again takes its part back). Without a terminal (a pipe, a CI log) one
+line is printed per committed batch instead.
 """
 
 from __future__ import annotations
@@ -102,6 +104,11 @@ class _Display:
                 self.say(
                     f"resuming: {start.n_done} point(s) already finished, {start.n_todo} to run"
                 )
+            for line in (start.executor, start.batching):
+                if line:
+                    self.say(line)
+            if start.executor and start.n_batches:
+                self.say(f"{start.n_batches} batch(es) of up to {start.points_per_batch} point(s)")
             for line in self.plan.windows.lines():
                 self.say(line, style="yellow")
         self.steps = start.steps
@@ -115,6 +122,11 @@ class _Display:
     def advance(self, k: int) -> None:
         elapsed = self.progress.tasks[0].elapsed or 0.0  # the one task
         self.progress.update(self.task, advance=k, at_report=elapsed)
+
+    def notice(self, line: str) -> None:
+        """A line about the run (a batch run again), above the bar."""
+        if not self.quiet:
+            self.say(line, style="yellow")
 
     def saved(self, batch: BatchSaved) -> None:
         self.batches += 1
@@ -147,7 +159,11 @@ def run_with_progress(plan: SweepPlan, quiet: bool, bar: bool = True) -> SweepOu
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops it like Ctrl-C
     try:
         return run_sweep(
-            plan, on_progress=display.advance, on_start=display.start, on_saved=display.saved
+            plan,
+            on_progress=display.advance,
+            on_start=display.start,
+            on_saved=display.saved,
+            on_notice=display.notice,
         )
     except KeyboardInterrupt:
         raise Interrupted(
