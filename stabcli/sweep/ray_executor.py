@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
@@ -88,6 +88,32 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
             f"cannot connect to Ray at {given}: {reason.lower()} (start the head node there "
             f"with `ray start --head --port={found.group(2)}`)"
         ) from None
+
+
+def errors_to_stderr() -> Callable[[], None]:
+    """Send the errors a Ray cluster pushes to this driver ("A worker died …", an
+    infeasible task) to stderr; returns the function that undoes it.
+
+    Ray's driver prints them on stdout (``ray._private.worker.listen_error_messages``
+    through ``print_to_stdstream``), where the sweep's results (``--json``) go. Where that
+    private function is missing (another Ray version), nothing is changed.
+    """
+    try:
+        from ray._private import worker as ray_worker
+
+        original = ray_worker.print_to_stdstream
+    except (ImportError, AttributeError):
+        return lambda: None
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        original({**data, "is_err": True}, ignore_prefix)
+
+    ray_worker.print_to_stdstream = to_stderr
+
+    def undo() -> None:
+        ray_worker.print_to_stdstream = original
+
+    return undo
 
 
 def _first_line(err: BaseException) -> str:
@@ -213,6 +239,7 @@ class RayExecutor(Executor):
                 )
             except Exception as err:  # ConnectionError, RuntimeError, ValueError, ...
                 raise StabcliError(f"cannot connect to Ray ({where}): {_first_line(err)}") from None
+        self._undo_errors = errors_to_stderr()
         try:
             self._plan_resources(device)
         except BaseException:
@@ -375,3 +402,4 @@ class RayExecutor(Executor):
         started stops with it)."""
         if self.owns_connection and self.ray.is_initialized():
             self.ray.shutdown()
+        self._undo_errors()
