@@ -1,4 +1,5 @@
-"""``stabcli report``: look at a sweep's run directory, in the terminal or as one HTML file."""
+"""``stabcli report``: look at a run directory, in the terminal or as one HTML file; or
+compare several runs of one region (``--compare``)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,12 @@ def _emit(target: str, text: str, what: str) -> None:
 
 
 def report(
-    run_dir: Annotated[
-        Path | None,
+    run_dirs: Annotated[
+        list[Path] | None,
         typer.Argument(
-            metavar="RUN_DIR",
-            help="A run directory written by `stabcli sweep` (default: the newest under runs/).",
+            metavar="RUN_DIR...",
+            help="A run directory written by `stabcli sweep` or the monitor (default: the "
+            "newest under runs/); several with --compare.",
             show_default=False,
         ),
     ] = None,
@@ -39,7 +41,8 @@ def report(
             "--out",
             "-o",
             metavar="FILE",
-            help="Where to write the HTML report (implies --html; default RUN_DIR/report.html).",
+            help="Where to write the HTML report (implies --html; default RUN_DIR/report.html, "
+            "or compare.html with --compare).",
             show_default=False,
         ),
     ] = None,
@@ -57,27 +60,45 @@ def report(
             help="Export the per-point table as Markdown ('-': stdout).",
         ),
     ] = None,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare",
+            help="Compare runs of one region (e.g. --optimizer mada, hyperadam and adam): "
+            "final training loss by initial (beta1, beta2), one panel per run.",
+        ),
+    ] = False,
 ) -> None:
-    """Report on a sweep: what was measured, each theory's verdicts, and figures.
+    """Report on a sweep or a monitored run: what was measured, each theory's verdicts, and
+    figures.
 
-    Without options it prints the summary and the per-point table. Example:
-    `stabcli report runs/20261122-224724 --html` writes runs/20261122-224724/report.html.
+    Without options it prints the summary and the per-point table. Examples:
+    `stabcli report runs/20261122-224724 --html` writes runs/20261122-224724/report.html;
+    `stabcli report runs/mada runs/hyperadam runs/adam --compare --html` writes compare.html.
     """
-    from stabcli.report import get_summary, get_table, load_run, resolve_run_dir
+    from stabcli.errors import StabcliError
 
     if csv == "-" and markdown == "-":
-        from stabcli.errors import StabcliError
-
         raise StabcliError("--csv - and --markdown - would both write to stdout; give one a file")
-    run = load_run(resolve_run_dir(run_dir))
+    given = list(run_dirs or [])
+    if compare:
+        _compare(given, html, out, csv, markdown)
+        return
+    if len(given) > 1:
+        raise StabcliError(
+            f"got {len(given)} run directories: give one, or --compare to compare several"
+        )
+    from stabcli.report import get_summary, get_table, load_run, resolve_run_dir
+
+    run = load_run(resolve_run_dir(given[0] if given else None))
     summary = get_summary(run)
     if summary.partial:
         typer.echo(f"stabcli: note: {summary.partial_note}", err=True)
-    table = get_table(run.points)
+    table = get_table(run.points, order=run.order)
     if csv is not None:
         from stabcli.report.summary import table_csv
 
-        _emit(csv, table_csv(get_table(run.points, human=False)), "CSV table")
+        _emit(csv, table_csv(get_table(run.points, human=False, order=run.order)), "CSV table")
     if markdown is not None:
         from stabcli.report.summary import table_markdown
 
@@ -94,3 +115,28 @@ def report(
         from stabcli.report.terminal import render_run
 
         render_run(run, Console())
+
+
+def _compare(
+    given: list[Path], html: bool, out: Path | None, csv: str | None, markdown: str | None
+) -> None:
+    """`stabcli report RUN... --compare`: the table in the terminal, or the exports."""
+    from stabcli.report import load_run
+    from stabcli.report.compare import _get_compare_info, compare_table, write_compare_html
+    from stabcli.report.summary import table_csv, table_markdown
+
+    info = _get_compare_info([load_run(path) for path in given])
+    table = compare_table(info)
+    if csv is not None:
+        _emit(csv, table_csv(table), "CSV comparison")
+    if markdown is not None:
+        _emit(markdown, table_markdown(table), "Markdown comparison")
+    if html or out is not None:
+        path = write_compare_html(info, out if out is not None else Path("compare.html"))
+        typer.echo(str(path), err="-" in (csv, markdown))
+    if not (html or out is not None or csv is not None or markdown is not None):
+        from rich.console import Console
+
+        from stabcli.report.terminal import render_compare
+
+        render_compare(info, Console())

@@ -155,6 +155,23 @@ def empty_figure(title: str, message: str = "no data") -> go.Figure:
     return fig
 
 
-def point_label(beta: float, gamma: float) -> str:
-    """A point in the paper's order with PyTorch's names: "β=0.999, γ=0.9"."""
+#: The two orders a point can be typed in: the paper's (β, γ) and PyTorch's (beta1, beta2),
+#: with beta1 = γ and beta2 = β (docs/theory.md §1).
+ORDERS = ("paper", "torch")
+
+
+def point_label(beta: float, gamma: float, order: str = "paper") -> str:
+    """A point as it was typed: "β=0.999, γ=0.9" in the paper's order, or
+    "beta1=0.9, beta2=0.999" in PyTorch's (``order="torch"``)."""
+    if order == "torch":
+        return f"beta1={gamma:.6g}, beta2={beta:.6g}"
     return f"β={beta:.6g}, γ={gamma:.6g}"
+
+
+def both_orders(beta: float, gamma: float, order: str = "paper") -> str:
+    """A point in both orders, the one it was typed in first (hover texts):
+    "β=0.999, γ=0.9 (torch betas=(0.9, 0.999))" or "betas=(0.9, 0.999) (β=0.999, γ=0.9)"."""
+    torch = f"betas=({gamma:.6g}, {beta:.6g})"
+    if order == "torch":
+        return f"{torch} (β={beta:.6g}, γ={gamma:.6g})"
+    return f"β={beta:.6g}, γ={gamma:.6g} (torch {torch})"

@@ -67,7 +67,7 @@ def _is_true(value: object) -> bool:
     return value is not None and not pd.isna(value) and bool(value)
 
 
-def _label(row: pd.Series) -> str:
+def _label(row: pd.Series, order: str = "paper") -> str:
     where = " and ".join(
         name
         for name, yes in (
@@ -79,11 +79,14 @@ def _label(row: pd.Series) -> str:
     p, h = float(row.get("power_exponent", np.nan)), float(row.get("power_halfwidth", np.nan))
     fit = f"exponent {p:.3f} ± {h:.2g}" if np.isfinite(p) and np.isfinite(h) else "no exponent"
     verdict = ", √n" if _is_true(row.get("sqrt_n")) else ""
-    return f"{point_label(row['beta'], row['gamma'])} ({where}): {fit}{verdict}"
+    return f"{point_label(row['beta'], row['gamma'], order)} ({where}): {fit}{verdict}"
 
 
 def _get_boundary_info(
-    points: pd.DataFrame, traces: pd.DataFrame, max_points: int = MAX_TRACE_POINTS
+    points: pd.DataFrame,
+    traces: pd.DataFrame,
+    max_points: int = MAX_TRACE_POINTS,
+    order: str = "paper",
 ) -> BoundaryInfo:
     """Log-log traces of the points on a boundary, with their bound and a √n guide."""
     if points.empty or traces.empty:
@@ -107,7 +110,7 @@ def _get_boundary_info(
         out.append(
             BoundaryPoint(
                 point_id=str(row["point_id"]),
-                label=_label(row),
+                label=_label(row, order),
                 measured=Line(x, values[chosen]),
                 bound=Line(x, bound.astype(float)),
                 sqrt_guide=Line(x, guide),

@@ -160,9 +160,11 @@ class RunData:
 
     @property
     def batching(self) -> str:
-        """How a factory's points ran (config.json's ``batching``: path and reason), or ""."""
+        """How a factory model's points ran, from config.json's ``batching`` (path and
+        reason): "vmap" (all points through torch.func.vmap) or "sequential (why)" (one at a
+        time); "" when the run does not say, or ran the built-in models' native batching."""
         value = self.config.get("batching")
-        if not isinstance(value, dict) or not value.get("path"):
+        if not isinstance(value, dict) or value.get("path") in (None, "", "native"):
             return ""
         reason = value.get("reason")
         return f"{value['path']}" + (f" ({reason})" if reason else "")

@@ -1,9 +1,16 @@
 """The self-contained HTML report: one file, plotly.js embedded once, no network requests.
 
-The page is plain HTML: a header (with a banner for partial runs), the headline
-(falsifications first, in red), the figures (each a plotly div drawn by the single
-embedded copy of plotly.js; no CDN, no MathJax), and the per-point table with a few lines
-of inline JavaScript to sort it.
+The page is plain HTML: a header (with a banner for partial runs, and how a factory
+model's points ran), the headline (falsifications first, in red), the figures (each a
+plotly div drawn by the single embedded copy of plotly.js; no CDN, no MathJax), and the
+per-point table with a few lines of inline JavaScript to sort it.
+
+Which figures, by the run: every run has the plane, the max-update against the bound its
+points obey (the exact bound of the point, of a k-Adam point's last level, of a learned
+path, or the bound a monitor recorded), the rates, the slope profiles and where the growth
+lives; k-Adam runs add each level against its own bound and the level table; learned betas
+and monitored runs add their paths through the plane; runs that recorded test loss add
+it. A monitor sees no loss, so it has no loss figure.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from typing import TYPE_CHECKING
 from stabcli import __version__
 from stabcli.errors import StabcliError
 from stabcli.report.boundary import _get_boundary_info, plot_boundary
+from stabcli.report.levels import _get_levels_info, get_level_table, plot_levels
 from stabcli.report.load import RunData
+from stabcli.report.paths import _get_paths_info, plot_paths
 from stabcli.report.plane import _get_plane_info, plot_plane
 from stabcli.report.profiles import _get_profiles_info, plot_profiles
 from stabcli.report.rates import _get_rates_info, plot_rates
@@ -32,6 +41,26 @@ if TYPE_CHECKING:
 
 #: plotly.js options: no logo, no tips; nothing here fetches anything.
 PLOT_CONFIG = {"displaylogo": False, "responsive": True, "showTips": False}
+#: What the header says of the order points are shown in: both orders named either way.
+ORDER_NOTES = {
+    "paper": "β = torch beta2, γ = torch beta1: points are written (β, γ), as in the paper.",
+    "torch": "Points were typed in PyTorch's order and are shown as (beta1, beta2) = (γ, β) "
+    "first; β = torch beta2, γ = torch beta1 as in the paper.",
+}
+#: Figure 2's caption, by the bound its points obey (report.updates).
+UPDATES_CAPTIONS = {
+    "point": "‖u_n‖∞ per point on a log axis, colored by C, with each point's paper bound "
+    "(dotted) and exact bound (dashed); × marks a divergence.",
+    "level": "The update ‖u_n‖∞ = ‖u^(k)_n‖∞ per point on a log axis, colored by C of its "
+    "levels, with the paper bound (dotted) and the exact bound (dashed) of the last level's "
+    "(β_k, γ_k), which bounds the update (docs/theory.md (6.3)); × marks a divergence.",
+    "path": "‖u_n‖∞ per point on a log axis, colored by C of its starting pair, with the bound "
+    "along the (β_n, γ_n) path it recorded (dashed; docs/theory.md §5, MADA's (7.5) on its "
+    "Adam-AVGrad-Lion face, none off it); × marks a divergence.",
+    "trace": "‖u_n‖∞ of the monitored run on a log axis, with the bound the monitor recorded "
+    "at each step (dashed: the exact bound, or the path bound of moving betas; docs/theory.md "
+    "§3, §5); the steps start where watching began and skip those not measured.",
+}
 
 
 @dataclass(frozen=True)
@@ -43,13 +72,28 @@ class Section:
     caption: str
     figure: go.Figure
     height: int  # pixels
+    table: pd.DataFrame | None = None  # a table under the figure (k-Adam's levels)
+
+
+def update_bounds(run: RunData) -> str:
+    """Which bound figure 2 draws (:func:`stabcli.report.updates._get_updates_info`)."""
+    if run.kind == "monitor":
+        return "trace"
+    if run.levels:
+        return "level"
+    if run.learned:
+        return "path"
+    return "point"
 
 
 def build_figures(run: RunData) -> list[Section]:
-    """Every figure of the report, in page order (the boundary figure only when a point
-    lies on a boundary, test loss only when it was recorded)."""
+    """Every figure of the report, in page order (module docstring: by the run's optimizer
+    and origin; the boundary figure only when a point lies on a boundary, test loss only
+    when it was recorded)."""
     settings = run.measure_settings
     curve = run.is_curve
+    order = run.order
+    bounds = update_bounds(run)
     sections = [
         Section(
             "plane",
@@ -58,18 +102,46 @@ def build_figures(run: RunData) -> list[Section]:
             "and both boundaries; the sweep's points colored by their measured class, marked "
             "by the exact theory's verdict, falsifications outlined in red. Buttons: the "
             "swept points, the whole square, or the corner near (1, 1).",
-            plot_plane(_get_plane_info(run.points, run.through)),
+            plot_plane(_get_plane_info(run.points, run.through, order)),
             640,
         ),
         Section(
             "updates",
             "Max-update against n",
-            "‖u_n‖∞ per point on a log axis, colored by C, with each point's paper bound "
-            "(dotted) and exact bound (dashed); × marks a divergence. Long traces are "
-            "thinned for display (extremes and the divergence step kept).",
-            plot_updates(_get_updates_info(run.points, run.traces)),
+            f"{UPDATES_CAPTIONS[bounds]} Long traces are thinned for display (extremes and "
+            "the divergence step kept); + λ‖θ_n‖∞ under decoupled weight decay.",
+            plot_updates(_get_updates_info(run.points, run.traces, bounds=bounds, order=order)),
             640,
         ),
+    ]
+    if run.levels:
+        sections.append(
+            Section(
+                "levels",
+                "k-Adam: every level against its own bound",
+                "For the level chosen in the menu: each point's ‖u^(i)_n‖∞ (before λθ_n) and "
+                "the exact bound of that level's (β_i, γ_i), which it obeys whatever the "
+                "earlier levels feed it (docs/theory.md (6.3)). The table lists every level "
+                "with both theories' words for its pair and its largest measured ratio.",
+                plot_levels(_get_levels_info(run.points, run.traces, order=order)),
+                560,
+                get_level_table(run.points, run.dtype, order),
+            )
+        )
+    if run.learned:
+        sections.append(
+            Section(
+                "paths",
+                "Paths through the (β, γ) plane",
+                "Each point's recorded (β_n, γ_n), colored by step, over the paper's boundary "
+                "C = 0 and the exact one γ² = β; ○ marks the start, ◆ the end, a red × the "
+                "first step in γ² > β, where the path bound starts to grow (docs/theory.md "
+                "(5.7)).",
+                plot_paths(_get_paths_info(run.points, run.traces, order=order)),
+                640,
+            )
+        )
+    sections += [
         Section(
             "rates",
             "Measured rate against both theories",
@@ -83,7 +155,7 @@ def build_figures(run: RunData) -> list[Section]:
                 f"{settings.confidence:.0%} interval, against the rate each theory predicts "
                 "over the same window (paper |C|/2, exact ρ_n); on y = x the prediction is met."
             ),
-            plot_rates(_get_rates_info(run.points, curve, run.description)),
+            plot_rates(_get_rates_info(run.points, curve, run.description, order)),
             520,
         ),
         Section(
@@ -93,11 +165,11 @@ def build_figures(run: RunData) -> list[Section]:
             f"{settings.profile_window} steps with its interval (band), the exact ρ_n "
             "(dashed), the paper's |C|/2, the growth tolerance (dotted), and the valid window "
             "the point's rate was read from (shaded). Recomputed from the traces.",
-            plot_profiles(_get_profiles_info(run.points, run.traces, settings)),
+            plot_profiles(_get_profiles_info(run.points, run.traces, settings, order)),
             560,
         ),
     ]
-    boundary = _get_boundary_info(run.points, run.traces)
+    boundary = _get_boundary_info(run.points, run.traces, order=order)
     if boundary.points:
         sections.append(
             Section(
@@ -110,14 +182,14 @@ def build_figures(run: RunData) -> list[Section]:
                 520,
             )
         )
-    if not run.evals.empty:
+    if not run.evals.empty and run.kind != "monitor":
         sections.append(
             Section(
                 "testloss",
                 "Test loss",
                 "Test loss against n per point (colored by C), and the best test loss reached "
                 "by chosen steps against C (the paper's Fig. 3).",
-                plot_test_loss(_get_test_loss_info(run.points, run.evals)),
+                plot_test_loss(_get_test_loss_info(run.points, run.evals, order)),
                 520,
             )
         )
@@ -129,17 +201,17 @@ def build_figures(run: RunData) -> list[Section]:
             "empty) at which each parameter tensor held the max-update: the tensors most "
             "often on top are named, the rest pooled as 'other'. The table's max tensor is "
             "each point's largest share.",
-            plot_tensors(_get_tensor_info(run.points, run.traces)),
+            plot_tensors(_get_tensor_info(run.points, run.traces, order=order)),
             560,
         )
     )
     return [
-        Section(s.key, f"{i}. {s.heading}", s.caption, s.figure, s.height)
+        Section(s.key, f"{i}. {s.heading}", s.caption, s.figure, s.height, s.table)
         for i, s in enumerate(sections, start=1)
     ]
 
 
-_STYLE = """
+STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1280px; color: #222; }
 .banner { background: #fff3cd; border: 1px solid #e0c46c; padding: .6em 1em; font-weight: 600; }
 .summary li { margin: .2em 0; }
@@ -153,7 +225,7 @@ table.points td.num { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
 # Click a header to sort by it; click again to reverse. Numbers sort as numbers, blanks last.
-_SORTER = """
+SORTER = """
 document.querySelectorAll("table.points th").forEach(function (th, col) {
   th.addEventListener("click", function () {
     var table = th.closest("table"), body = table.tBodies[0];
@@ -178,7 +250,7 @@ document.querySelectorAll("table.points th").forEach(function (th, col) {
 """
 
 
-def _table_html(table: pd.DataFrame) -> str:
+def table_html(table: pd.DataFrame) -> str:
     head = "".join(f"<th title='click to sort'>{html.escape(str(c))}</th>" for c in table.columns)
     rows = []
     for record in table.itertuples(index=False):
@@ -215,12 +287,16 @@ def render_html(run: RunData) -> str:
     title = f"stabcli report: {run.description}"
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style>",
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style>",
         f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f"<p>Run directory <code>{html.escape(str(run.path))}</code> · stabcli {__version__} · "
-        "β = torch beta2, γ = torch beta1: points are written (β, γ), as in the paper.</p>",
+        f"{ORDER_NOTES[run.order]}</p>",
     ]
+    if summary.optimizer not in ("adam", ""):
+        parts.append(f"<p id='optimizer'>Optimizer: {html.escape(summary.optimizer)}</p>")
+    if summary.batching:
+        parts.append(f"<p id='batching'>Batching: {html.escape(summary.batching)}</p>")
     if summary.partial:
         parts.append(f"<p class='banner' id='partial'>{html.escape(summary.partial_note)}</p>")
     parts += ["<h2>Summary</h2>", _summary_html(summary)]
@@ -233,15 +309,16 @@ def render_html(run: RunData) -> str:
             config=PLOT_CONFIG,
             default_height=f"{section.height}px",
         )
+        below = table_html(section.table) if section.table is not None else ""
         parts.append(
             f"<figure><h2>{html.escape(section.heading)}</h2>{div}"
-            f"<figcaption>{html.escape(section.caption)}</figcaption></figure>"
+            f"<figcaption>{html.escape(section.caption)}</figcaption>{below}</figure>"
         )
     parts += [
         f"<h2>Points ({summary.finished} of {summary.planned})</h2>",
         _summary_html(summary),
-        _table_html(get_table(run.points)),
-        f"<script type='text/javascript'>{_SORTER}</script></body></html>",
+        table_html(get_table(run.points, order=run.order)),
+        f"<script type='text/javascript'>{SORTER}</script></body></html>",
     ]
     return "\n".join(parts)
 

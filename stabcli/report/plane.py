@@ -21,9 +21,9 @@ from stabcli.report._display import (
     EXACT_COLOR,
     LEVEL_COLORSCALE,
     PAPER_COLOR,
+    both_orders,
     colors_for,
     finite_mask,
-    point_label,
     value_range,
 )
 from stabcli.theory import curves, exact, paper
@@ -136,8 +136,9 @@ def _text(values: pd.Series | None, n: int) -> list[str]:
     return ["" if pd.isna(v) else str(v) for v in values]
 
 
-def _plane_points(points: pd.DataFrame) -> PlanePoints:
-    """The finite points of points.csv with their class, verdict marker and hover text."""
+def _plane_points(points: pd.DataFrame, order: str = "paper") -> PlanePoints:
+    """The finite points of points.csv with their class, verdict marker and hover text
+    (the point in both orders, the one it was typed in first)."""
     if points.empty:
         empty = np.array([])
         return PlanePoints(empty, empty, [], [], np.array([], dtype=bool), [])
@@ -165,7 +166,8 @@ def _plane_points(points: pd.DataFrame) -> PlanePoints:
     ):
         rate_text = f"rate {rate:.4g} per step" if np.isfinite(rate) else "no rate"
         extra = f"<br>{why}" if why else ""
-        labels.append(f"{point_label(b, g)}<br>{cls or '?'}: {rate_text}<br>exact: {e}{extra}")
+        head = both_orders(b, g, order)
+        labels.append(f"{head}<br>{cls or '?'}: {rate_text}<br>exact: {e}{extra}")
     return PlanePoints(
         beta=beta[keep],
         gamma=gamma[keep],
@@ -176,8 +178,11 @@ def _plane_points(points: pd.DataFrame) -> PlanePoints:
     )
 
 
-def _get_plane_info(points: pd.DataFrame, through: tuple[float, float] | None = None) -> PlaneInfo:
-    """Curves of the plane and the sweep's points (non-finite coordinates dropped)."""
+def _get_plane_info(
+    points: pd.DataFrame, through: tuple[float, float] | None = None, order: str = "paper"
+) -> PlaneInfo:
+    """Curves of the plane and the sweep's points (non-finite coordinates dropped); hover
+    texts name each point in ``order`` first ("paper" or "torch")."""
     grid = _beta_grid()
     levels = []
     for c in LEVELS:
@@ -196,7 +201,7 @@ def _get_plane_info(points: pd.DataFrame, through: tuple[float, float] | None = 
         np.concatenate([[0.0], grid, [1.0, 0.0]]),
         np.concatenate([[0.0], paper_gamma, [0.0, 0.0]]),
     )
-    swept = _plane_points(points)
+    swept = _plane_points(points, order)
     view = _fit_view(swept.beta, swept.gamma)
     return PlaneInfo(
         level_curves=levels,

@@ -73,7 +73,7 @@ def _window(row: pd.Series) -> tuple[int, int] | None:
 
 
 def _get_profiles_info(
-    points: pd.DataFrame, traces: pd.DataFrame, settings: MeasureSettings
+    points: pd.DataFrame, traces: pd.DataFrame, settings: MeasureSettings, order: str = "paper"
 ) -> ProfilesInfo:
     """Profiles of every point with a trace, recomputed from its max-updates (module docstring).
 
@@ -100,7 +100,7 @@ def _get_profiles_info(
         out.append(
             PointProfile(
                 point_id=str(row["point_id"]),
-                label=f"{point_label(beta, gamma)}: {cls or '?'}",
+                label=f"{point_label(beta, gamma, order)}: {cls or '?'}",
                 measured_class=cls,
                 centres=centres,
                 slopes=profile.slopes,

@@ -23,9 +23,9 @@ import pandas as pd
 from stabcli.report._display import (
     EXACT_COLOR,
     PAPER_COLOR,
+    both_orders,
     empty_figure,
     finite_mask,
-    point_label,
 )
 from stabcli.theory.exact import log_ratio
 
@@ -71,11 +71,11 @@ class RatesInfo:
     diagonal: tuple[float, float] | None  # the y = x line's range (against_prediction only)
 
 
-def _labels(rows: pd.DataFrame) -> list[str]:
+def _labels(rows: pd.DataFrame, order: str = "paper") -> list[str]:
     out = []
     for row in rows.itertuples(index=False):
         what = str(getattr(row, "measured_class", "") or "?")
-        out.append(f"{point_label(row.beta, row.gamma)}<br>{what}")
+        out.append(f"{both_orders(row.beta, row.gamma, order)}<br>{what}")  # type: ignore[arg-type]
     return out
 
 
@@ -102,7 +102,7 @@ def _crossings(x: np.ndarray, values: np.ndarray, name: str) -> list[Crossing]:
     return out
 
 
-def _against_prediction(points: pd.DataFrame) -> RatesInfo:
+def _against_prediction(points: pd.DataFrame, point_order: str) -> RatesInfo:
     series = []
     ends: list[float] = []
     for column, name in THEORIES:
@@ -121,7 +121,7 @@ def _against_prediction(points: pd.DataFrame) -> RatesInfo:
                 y_all[keep][order],
                 minus[order],
                 plus[order],
-                [_labels(rows)[i] for i in order],
+                [_labels(rows, point_order)[i] for i in order],
             )
         )
         ends += [*x_all[keep], *(y_all[keep] - minus), *(y_all[keep] + plus)]
@@ -131,13 +131,13 @@ def _against_prediction(points: pd.DataFrame) -> RatesInfo:
     )
 
 
-def _along_curve(points: pd.DataFrame, description: str) -> RatesInfo:
+def _along_curve(points: pd.DataFrame, description: str, point_order: str) -> RatesInfo:
     use_position = points["position"].notna().any()
     xcol = "position" if use_position else "c_value"
     x_title = f"position along the region ({description})" if use_position else "C(β, γ)"
     order = points.sort_values(xcol, kind="stable")
     x_all = order[xcol].to_numpy(float)
-    labels = np.array(_labels(order), dtype=object)
+    labels = np.array(_labels(order, point_order), dtype=object)
     series = []
     measured = (
         ("rate", "measured rate over the valid window (± interval)", True),
@@ -166,11 +166,16 @@ def _along_curve(points: pd.DataFrame, description: str) -> RatesInfo:
     return RatesInfo(False, x_title, series, crossings, None)
 
 
-def _get_rates_info(points: pd.DataFrame, curve: bool, description: str = "") -> RatesInfo:
-    """Measured rates with their intervals and both predicted rates (module docstring)."""
+def _get_rates_info(
+    points: pd.DataFrame, curve: bool, description: str = "", order: str = "paper"
+) -> RatesInfo:
+    """Measured rates with their intervals and both predicted rates (module docstring);
+    hover texts name each point in ``order`` first ("paper" or "torch")."""
     if points.empty:
         return RatesInfo(not curve, "" if curve else PREDICTED, [], [], None)
-    return _along_curve(points, description) if curve else _against_prediction(points)
+    if curve:
+        return _along_curve(points, description, order)
+    return _against_prediction(points, order)
 
 
 def plot_rates(info: RatesInfo) -> go.Figure:

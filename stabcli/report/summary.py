@@ -70,6 +70,25 @@ TABLE_COLUMNS = (
     ("best_test_loss", "best test loss"),
     ("point_id", "point id"),
 )
+#: Optional columns of the table (store.schema: k-Adam's, learned betas', a monitor's),
+#: shown after the bound check when a run has them; then one per k-Adam level.
+OPTIONAL_TABLE_COLUMNS = (
+    ("level_beta", "β_i (levels)"),
+    ("level_gamma", "γ_i (levels)"),
+    ("level_ratio_max", "max level u/bound"),
+    ("level_worst", "at level"),
+    ("level_check", "level check"),
+    ("final_beta", "final β"),
+    ("final_gamma", "final γ"),
+    ("first_unstable_step", "entered γ²>β at"),
+    ("unstable_class", "after entering"),
+    ("unstable_rate", "rate after entering"),
+    ("unstable_reason", "why (after entering)"),
+    ("bound_kind", "bound"),
+    ("off_face_step", "off MADA's face at"),
+    ("param_groups", "param groups"),
+    ("path", "path"),
+)
 #: Columns of whole numbers (steps), shown without decimals.
 STEP_COLUMNS = (
     "settle_step",
@@ -80,7 +99,12 @@ STEP_COLUMNS = (
     "bound_ratio_step",
     "diverged_step",
     "underflow_step",
+    "level_worst",
+    "first_unstable_step",
+    "off_face_step",
 )
+#: The point's columns in PyTorch's order, for a region typed that way.
+TORCH_FIRST = (("torch_beta1", "torch beta1 (γ)"), ("torch_beta2", "torch beta2 (β)"))
 
 
 @dataclass(frozen=True)
@@ -97,6 +121,9 @@ class ReportSummary:
     measured: bool  # False for rows an older stabcli wrote (no verdicts)
     n_invalid: int = 0  # points whose second moment left the dtype's range at some step
     dtype: str = ""  # the training dtype (from config.json), e.g. "float32"
+    batching: str = ""  # how a factory model's points ran (config.json's batching), or ""
+    optimizer: str = "adam"  # the optimizer trained (a monitor: the watched class)
+    order: str = "paper"  # how the region's points were typed: "paper" or "torch"
 
     @property
     def partial_note(self) -> str:
@@ -111,6 +138,12 @@ class ReportSummary:
     def lines(self) -> list[str]:
         """The headline as plain-text lines; falsifications start with "FALSIFIED"."""
         out = [f"run {self.run_dir}: {self.description}"]
+        if self.optimizer not in ("adam", ""):
+            out.append(f"optimizer: {self.optimizer}")
+        if self.batching:
+            out.append(f"batching: {self.batching}")
+        if self.order == "torch":
+            out.append("points typed in PyTorch's order: (beta1, beta2) = (γ, β)")
         out.append(self.partial_note if self.partial else f"{self.finished} points (complete)")
         if not self.measured:
             out.append(
@@ -162,6 +195,9 @@ class ReportSummary:
             "n_invalid": self.n_invalid,
             "undetermined": dict(h.undetermined),
             "steps_needed": h.steps_needed,
+            "optimizer": self.optimizer,
+            "batching": self.batching or None,
+            "order": self.order,
             "levels": _levels_json(h, number),
             "paths": _paths_json(h),
             "lines": self.lines(),
@@ -212,18 +248,40 @@ def get_summary(run: RunData) -> ReportSummary:
         measured=has_verdicts(points),
         n_invalid=int(points["underflow_step"].notna().sum()),
         dtype=run.dtype,
+        batching=run.batching,
+        optimizer=run.optimizer,
+        order=run.order,
     )
 
 
-def get_table(points: pd.DataFrame, human: bool = True) -> pd.DataFrame:
+def table_columns(points: pd.DataFrame, order: str = "paper") -> list[tuple[str, str]]:
+    """(points.csv column, header) of the per-point table for these rows: every column of
+    TABLE_COLUMNS, the optional ones the run has after the bound check, one per k-Adam
+    level, and, for a region typed in PyTorch's order, torch beta1 and beta2 first."""
+    levels = [c for c in points.columns if str(c).startswith("level_ratio_l")]
+    extra = [(c, h) for c, h in OPTIONAL_TABLE_COLUMNS if c in points]
+    extra += [(c, f"u/bound level {c.removeprefix('level_ratio_l')}") for c in levels]
+    columns = list(TABLE_COLUMNS)
+    at = next(i for i, (c, _) in enumerate(columns) if c == "bound_note") + 1
+    columns[at:at] = extra
+    if order == "torch":
+        columns = [
+            (c, dict(TORCH_FIRST).get(c, h)) for c, h in columns if c not in dict(TORCH_FIRST)
+        ]
+        columns[1:1] = list(TORCH_FIRST)  # after the position
+    return [(c, h) for c, h in columns if c in points]
+
+
+def get_table(points: pd.DataFrame, human: bool = True, order: str = "paper") -> pd.DataFrame:
     """The per-point table (stored values, region order), with human headers or, for
-    machine-readable exports, points.csv's column names."""
-    columns = [c for c, _ in TABLE_COLUMNS if c in points]
-    table = points[columns].copy()
+    machine-readable exports, points.csv's column names; the point in PyTorch's order
+    first when the region was typed that way (``order="torch"``), else the paper's."""
+    columns = table_columns(points, order)
+    table = points[[c for c, _ in columns]].copy()
     for column in STEP_COLUMNS:  # steps: whole numbers
         if column in table:
             table[column] = table[column].round().astype("Int64")
-    return table.rename(columns=dict(TABLE_COLUMNS)) if human else table
+    return table.rename(columns=dict(columns)) if human else table
 
 
 def format_cell(value: object, digits: int = 5) -> str:

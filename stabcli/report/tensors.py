@@ -60,7 +60,10 @@ def _in_window(traces: pd.DataFrame, points: pd.DataFrame) -> tuple[pd.DataFrame
 
 
 def _get_tensor_info(
-    points: pd.DataFrame, traces: pd.DataFrame, max_tensors: int = MAX_TENSORS
+    points: pd.DataFrame,
+    traces: pd.DataFrame,
+    max_tensors: int = MAX_TENSORS,
+    order: str = "paper",
 ) -> TensorInfo:
     """Counts of max_tensor over each point's window steps with a finite max-update, as
     shares per point; the top ``max_tensors`` tensors named, the rest "other"."""
@@ -77,17 +80,17 @@ def _get_tensor_info(
     ids = [pid for pid in points["point_id"].astype(str) if pid in counts.columns]
     counts = counts[ids]
     per_point = counts / np.maximum(counts.sum(axis=0), 1)  # shares, (tensors, points)
-    order = per_point.sum(axis=1).sort_values(ascending=False, kind="stable").index
-    named = list(order[:max_tensors])
+    ranked = per_point.sum(axis=1).sort_values(ascending=False, kind="stable").index
+    named = list(ranked[:max_tensors])
     shown = per_point.loc[named]
-    if len(order) > max_tensors:
-        shown = pd.concat([shown, per_point.loc[order[max_tensors:]].sum().to_frame(OTHER).T])
+    if len(ranked) > max_tensors:
+        shown = pd.concat([shown, per_point.loc[ranked[max_tensors:]].sum().to_frame(OTHER).T])
     top = [str(counts[pid].idxmax()) for pid in ids]  # ties: the first in name order
     rows = points.set_index(points["point_id"].astype(str)).loc[ids]
     span_of = dict(zip(points["point_id"].astype(str), spans, strict=True))
     return TensorInfo(
         labels=[  # numbered: two points may share (β, γ), a category axis must not merge them
-            f"{i}: {point_label(b, g)}"
+            f"{i}: {point_label(b, g, order)}"
             for i, (b, g) in enumerate(zip(rows["beta"], rows["gamma"], strict=True), start=1)
         ],
         tensors=[str(t) for t in shown.index],

@@ -3,7 +3,9 @@
 The table shows the numbers that decide each point first (docs/theory.md §9): its class,
 the rate over its valid window with the interval's half-width, and both theories' rates
 over the same window. As many further columns as fit the width follow; the exports
-(--csv, --markdown) always hold them all.
+(--csv, --markdown) always hold them all. A region typed in PyTorch's order shows its
+points as (beta1, beta2) first; the title names both orders either way. A k-Adam run adds
+the table of its levels (:func:`stabcli.report.levels.get_level_table`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from stabcli.measure import MeasureSettings
+from stabcli.report.compare import LAST_STEPS, CompareInfo
+from stabcli.report.levels import get_level_table
 from stabcli.report.load import RunData
 from stabcli.report.summary import ReportSummary, format_cell, get_summary
 
@@ -80,6 +84,8 @@ class Column:
 
 #: Terminal columns in display order.
 COLUMNS = {
+    "torch_beta1": Column("beta1", _plain("torch_beta1")),
+    "torch_beta2": Column("beta2", _plain("torch_beta2")),
     "beta": Column("β", _plain("beta")),
     "gamma": Column("γ", _plain("gamma")),
     "c_value": Column("C", _fixed("c_value")),
@@ -129,12 +135,22 @@ def render_summary(summary: ReportSummary, console: Console) -> None:
         console.print(line, style=style, highlight=False, soft_wrap=True, markup=False)
 
 
-def fitting_columns(cells: dict[str, list[str]], width: int) -> list[str]:
-    """The columns to show at ``width`` characters: by PRIORITY, each if it fits, in
-    display order."""
+#: The priority of a region typed in PyTorch's order: (beta1, beta2) first, (β, γ) last.
+TORCH_PRIORITY = ("torch_beta1", "torch_beta2", *PRIORITY[2:], "beta", "gamma")
+#: The table's title in each order: both orders named.
+TITLES = {
+    "paper": "β = torch beta2, γ = torch beta1",
+    "torch": "PyTorch's order: beta1 = γ, beta2 = β",
+}
+
+
+def fitting_columns(cells: dict[str, list[str]], width: int, order: str = "paper") -> list[str]:
+    """The columns to show at ``width`` characters: by priority (PRIORITY, or
+    TORCH_PRIORITY for a region typed in PyTorch's order), each if it fits, in display
+    order."""
     chosen: set[str] = set()
     used = 1
-    for key in PRIORITY:
+    for key in TORCH_PRIORITY if order == "torch" else PRIORITY:
         if key not in cells:
             continue
         need = max([len(COLUMNS[key].header), *map(len, cells[key])]) + _PADDING
@@ -146,16 +162,24 @@ def fitting_columns(cells: dict[str, list[str]], width: int) -> list[str]:
 
 
 def render_table(
-    points: pd.DataFrame, console: Console, settings: MeasureSettings | None = None
+    points: pd.DataFrame,
+    console: Console,
+    settings: MeasureSettings | None = None,
+    order: str = "paper",
 ) -> None:
-    """The per-point table: the columns that fit the console, the measured class colored."""
+    """The per-point table: the columns that fit the console, the measured class colored;
+    the point as (beta1, beta2) first when ``order`` is "torch"."""
     s = settings or MeasureSettings()
     rows = [row for _, row in points.iterrows()]
-    cells = {key: [c.cell(row) for row in rows] for key, c in COLUMNS.items()}
-    for key, column in COLUMNS.items():
-        if column.when_set and not any(cells[key]):
+    keys = [k for k in COLUMNS if order == "torch" or not k.startswith("torch_")]
+    if order == "torch":
+        keys = ["torch_beta1", "torch_beta2", *(k for k in keys if not k.startswith("torch_"))]
+    cells = {key: [COLUMNS[key].cell(row) for row in rows] for key in keys}
+    for key in keys:
+        if COLUMNS[key].when_set and not any(cells[key]):
             del cells[key]
-    shown = fitting_columns(cells, console.width)
+    chosen = set(fitting_columns(cells, console.width, order))
+    shown = [k for k in keys if k in chosen]
     hidden = len(cells) - len(shown)
     notes = [
         f"rate: least-squares slope of log‖u_n‖∞ per step over the point's valid window, "
@@ -166,7 +190,7 @@ def render_table(
     out = Table(
         show_header=True,
         header_style="bold",
-        title="β = torch beta2, γ = torch beta1",
+        title=TITLES.get(order, TITLES["paper"]),
         caption="\n".join(n for n in notes if n),
         caption_justify="left",
     )
@@ -183,7 +207,73 @@ def render_table(
     console.print(out)
 
 
+#: Words of a level check that held (the terminal's level table leaves them out).
+HELD = ("within the bound", "within the bound up to rounding")
+
+
+def render_levels(run: RunData, console: Console) -> None:
+    """A k-Adam run's per-level table (nothing for other runs), narrowed for a terminal:
+    the paper's region is C's sign, and the check's words appear only when a level did
+    not hold (the headline says which)."""
+    table = get_level_table(run.points, run.dtype, run.order)
+    if table.empty:
+        return
+    table = table.drop(columns=["paper"])
+    if table["level check"].isin(HELD).all():
+        table = table.drop(columns=["level check"])
+    names = {c: c.removeprefix("u/bound ") for c in table.columns if c.startswith("u/bound")}
+    table = table.rename(columns={"C(β_i, γ_i)": "C_i", **names})
+    out = Table(
+        show_header=True,
+        header_style="bold",
+        title="k-Adam levels, each against its own exact bound",
+        caption="l<i>: max over n of ‖u^(i)_n‖∞ / U_n(β_i, γ_i), level i's exact bound",
+        caption_justify="left",
+    )
+    for column in table.columns:
+        text = column in ("point", "exact", "level check")
+        out.add_column(str(column), justify="left" if text else "right", no_wrap=True)
+    for record in table.itertuples(index=False):
+        out.add_row(*(escape(format_cell(v, digits=4)) for v in record))
+    console.print(out)
+
+
+def render_compare(info: CompareInfo, console: Console) -> None:
+    """`stabcli report RUN... --compare` in a terminal: final loss per point and run, the
+    lowest in bold, the points in PyTorch's order (the grid the MADA paper draws)."""
+    out = Table(
+        show_header=True,
+        header_style="bold",
+        title=f"final training loss (mean of the last {LAST_STEPS} steps), {info.preset}"
+        + (f", {info.steps} steps" if info.steps else ""),
+        caption="beta1 = γ, beta2 = β (initial); bold: the lowest at that point",
+        caption_justify="left",
+    )
+    out.add_column("beta1", justify="right", no_wrap=True)
+    out.add_column("beta2", justify="right", no_wrap=True)
+    for run in info.runs:
+        out.add_column(escape(run.name), justify="right")
+    for i in range(len(info.beta1)):
+        cells = [format_cell(info.beta1[i]), format_cell(info.beta2[i])]
+        for run in info.runs:
+            loss = float(run.loss[i])
+            text = f"{loss:.4f}" if math.isfinite(loss) else "diverged"
+            cells.append(f"[bold]{text}[/]" if run.best[i] else text)
+        out.add_row(*cells)
+    console.print(out)
+    for run in info.runs:
+        wins = int(run.best.sum())
+        console.print(
+            f"{run.name}: lowest at {wins} of {len(info.beta1)} points ({run.path})",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
 def render_run(run: RunData, console: Console) -> None:
-    """What `stabcli report` (and a finished `stabcli sweep`) prints: table, then headline."""
-    render_table(run.points, console, run.measure_settings)
+    """What `stabcli report` (and a finished `stabcli sweep`) prints: table, the k-Adam
+    levels if any, then the headline."""
+    render_table(run.points, console, run.measure_settings, run.order)
+    render_levels(run, console)
     render_summary(get_summary(run), console)

@@ -63,7 +63,9 @@ def _chosen_steps(last: int) -> list[int]:
     return sorted({s for s in BEST_BY if s < last} | {last})
 
 
-def _get_test_loss_info(points: pd.DataFrame, evals: pd.DataFrame) -> TestLossInfo:
+def _get_test_loss_info(
+    points: pd.DataFrame, evals: pd.DataFrame, order: str = "paper"
+) -> TestLossInfo:
     """Per-point test-loss curves and best-by-step tables (non-finite losses dropped)."""
     if evals.empty or points.empty:
         return TestLossInfo([], [], (0.0, 1.0))
@@ -77,7 +79,7 @@ def _get_test_loss_info(points: pd.DataFrame, evals: pd.DataFrame) -> TestLossIn
         curves.append(
             PointLoss(
                 str(row["point_id"]),
-                point_label(row["beta"], row["gamma"]),
+                point_label(row["beta"], row["gamma"], order),
                 float(row["c_value"]),
                 Line(group["step"].to_numpy(float), group["test_loss"].to_numpy(float)),
             )

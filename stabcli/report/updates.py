@@ -1,8 +1,19 @@
-"""Figure 2: ‖u_n‖∞ against n for every point, with both theories' bounds (paper Fig. 2a).
+"""Figure 2: ‖u_n‖∞ against n for every point, with the bounds it obeys (paper Fig. 2a).
 
-Each point's measured max-update is a solid line colored by C; its paper bound (eq. 5) and
-exact bound (docs/theory.md §3) are dotted lines of the same color; a divergence is marked with an
-×. Long traces are decimated for display (``_display.decimate_indices``).
+Each point's measured max-update is a solid line colored by C; its paper bound (eq. 5,
+dotted) and the bound the measurement checked it against (dashed, plus λ‖θ_n‖∞ under
+decoupled decay) are lines of the same color; a divergence is marked with an ×. Long
+traces are decimated for display (``_display.decimate_indices``). Which bound, by
+``bounds`` (the run's optimizer or origin):
+
+- ``"point"`` (Adam): the exact bound of the point's (β, γ) (docs/theory.md §3);
+- ``"level"`` (k-Adam): the exact bound of its last level's (β_k, γ_k), which bounds the
+  update (docs/theory.md (6.3)); the paper's bound there too;
+- ``"path"`` (HyperAdam, MADA): the bound along the recorded (β_n, γ_n), by the
+  measurement's own rule (:func:`stabcli.measure.paths.path_bounds`: docs/theory.md §5,
+  MADA's (7.5) on its face and none off it); no paper bound (it has no theory of a path);
+- ``"trace"`` (a monitor run): the ``bound`` column the monitor recorded at each step,
+  whose steps may start late (watching began mid-training) and skip some (``every``).
 """
 
 from __future__ import annotations
@@ -13,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from stabcli.measure.paths import path_bounds
 from stabcli.report._display import (
     MAX_TRACE_POINTS,
+    both_orders,
     colorbar_trace,
     colors_for,
     decimate_indices,
@@ -23,6 +36,8 @@ from stabcli.report._display import (
     point_label,
     value_range,
 )
+from stabcli.report.load import trace_matrix
+from stabcli.store.schema import MADA_TRACE_COLUMNS
 from stabcli.theory import exact, paper
 
 if TYPE_CHECKING:
@@ -31,6 +46,13 @@ if TYPE_CHECKING:
 TITLE = "Max-update ‖u_n‖∞ against n, with the paper's and the exact bound"
 #: Steps at which the (smooth) bounds are evaluated for display.
 BOUND_POINTS = 120
+#: The name of the checked bound, by source (module docstring).
+BOUND_NAMES = {
+    "point": "exact bound",
+    "level": "exact bound of the last level",
+    "path": "path bound",
+    "trace": "recorded bound",
+}
 
 
 @dataclass(frozen=True)
@@ -46,11 +68,13 @@ class PointUpdates:
     """What figure 2 draws for one point."""
 
     point_id: str
-    label: str  # "β=…, γ=…"
+    label: str  # "β=…, γ=…" (or "beta1=…, beta2=…" when typed in PyTorch's order)
+    hover: str  # the point in both orders
     c_value: float  # colors the lines
     measured: Line  # decimated ‖u_n‖∞
-    paper_bound: Line  # paper eq. 5 (non-finite values dropped: it overflows in B−)
-    exact_bound: Line  # exact bound (+ λ‖θ_n‖∞ with decoupled weight decay)
+    paper_bound: Line  # paper eq. 5 (non-finite values dropped: it overflows in B−); empty
+    # for a path (the paper has no theory of one)
+    exact_bound: Line  # the checked bound (module docstring; + λ‖θ_n‖∞ with decoupled decay)
     diverged_step: int | None  # step at which the run diverged, if it did
     diverged_value: float | None  # last finite ‖u_n‖∞ at or before that step
 
@@ -63,6 +87,8 @@ class UpdatesInfo:
     c_range: tuple[float, float]  # color range of C
     y_range: tuple[float, float] | None  # log10 range framing the measurements
     weight_decay: bool  # the exact bound includes λ‖θ_n‖∞
+    bound_name: str = BOUND_NAMES["point"]  # what the dashed lines are
+    title: str = TITLE
 
 
 def _bound_line(values: np.ndarray, steps: np.ndarray) -> Line:
@@ -70,7 +96,41 @@ def _bound_line(values: np.ndarray, steps: np.ndarray) -> Line:
     return Line(steps[keep].astype(float), np.asarray(values, dtype=float)[keep])
 
 
-def _one_point(row: pd.Series, trace: pd.DataFrame, max_points: int) -> PointUpdates:
+def _grid_bounds(row: pd.Series, trace: pd.DataFrame, source: str) -> tuple[Line, Line]:
+    """(paper, checked) bounds of a fixed pair on a grid of BOUND_POINTS steps over the run:
+    the point's (β, γ), or its last k-Adam level's (``source == "level"``)."""
+    steps = trace["step"].to_numpy(int)
+    beta, gamma = float(row["beta"]), float(row["gamma"])
+    if source == "level":
+        beta, gamma = float(row["level_beta"]), float(row["level_gamma"])
+    span = int(steps.max()) if len(steps) else 0
+    grid = np.unique(np.linspace(0, span, BOUND_POINTS).astype(int))
+    exact_values = np.asarray(exact.exact_bound(beta, gamma, grid), dtype=float)
+    if "wd_term" in trace:  # the measured step holds λθ_n too (docs/theory.md §1, AdamW)
+        wd = pd.Series(trace["wd_term"].to_numpy(float), index=steps)
+        exact_values = exact_values + wd.reindex(grid).fillna(0.0).to_numpy()
+    paper_values = np.asarray(paper.paper_bound(beta, gamma, grid))
+    return _bound_line(paper_values, grid), _bound_line(exact_values, grid)
+
+
+def _step_bounds(trace: pd.DataFrame, values: np.ndarray) -> Line:
+    """A bound known at the trace's own steps (``values``, (len(trace),)), plus λ‖θ_n‖∞,
+    drawn at about BOUND_POINTS of them."""
+    steps = trace["step"].to_numpy(int)
+    wd = trace["wd_term"].to_numpy(float) if "wd_term" in trace else np.zeros(len(steps))
+    pick = np.unique(np.linspace(0, max(len(steps) - 1, 0), BOUND_POINTS).astype(int))
+    pick = pick[pick < len(steps)]
+    return _bound_line((values + np.nan_to_num(wd))[pick], steps[pick])
+
+
+def _one_point(
+    row: pd.Series,
+    trace: pd.DataFrame,
+    max_points: int,
+    source: str,
+    order: str,
+    along: np.ndarray | None,  # (len(trace),) the path's bound at the trace's steps
+) -> PointUpdates:
     steps = trace["step"].to_numpy(int)
     values = trace["max_update"].to_numpy(float)
     diverged = row["diverged_step"]
@@ -90,34 +150,65 @@ def _one_point(row: pd.Series, trace: pd.DataFrame, max_points: int) -> PointUpd
     chosen = np.union1d(chosen, keep).astype(int)
     chosen = chosen[ok[chosen]]
     beta, gamma = float(row["beta"]), float(row["gamma"])
-    span = int(steps.max()) if len(steps) else 0
-    grid = np.unique(np.linspace(0, span, BOUND_POINTS).astype(int))
-    exact_values = np.asarray(exact.exact_bound(beta, gamma, grid), dtype=float)
-    if "wd_term" in trace:  # the measured step holds λθ_n too (docs/theory.md §1, AdamW)
-        wd = pd.Series(trace["wd_term"].to_numpy(float), index=steps)
-        exact_values = exact_values + wd.reindex(grid).fillna(0.0).to_numpy()
+    if source in ("point", "level"):
+        paper_line, checked = _grid_bounds(row, trace, source)
+    else:
+        empty = np.array([], dtype=float)
+        paper_line = Line(empty, empty)
+        if source == "trace" and "bound" in trace:
+            checked = _step_bounds(trace, trace["bound"].to_numpy(float))
+        elif along is not None:
+            checked = _step_bounds(trace, along)
+        else:
+            checked = Line(empty, empty)
     return PointUpdates(
         point_id=str(row["point_id"]),
-        label=point_label(beta, gamma),
+        label=point_label(beta, gamma, order),
+        hover=both_orders(beta, gamma, order),
         c_value=float(row["c_value"]),
         measured=Line(steps[chosen].astype(float), values[chosen]),
-        paper_bound=_bound_line(np.asarray(paper.paper_bound(beta, gamma, grid)), grid),
-        exact_bound=_bound_line(exact_values, grid),
+        paper_bound=paper_line,
+        exact_bound=checked,
         diverged_step=diverged_step,
         diverged_value=diverged_value,
     )
 
 
+def _path_bounds(points: pd.DataFrame, traces: pd.DataFrame) -> dict[str, pd.Series]:
+    """Each point's path bound at its recorded steps (docs/theory.md §5, (7.5)), by id."""
+    ids = points["point_id"].astype(str).tolist()
+    if not ids or traces.empty or "beta" not in traces or "gamma" not in traces:
+        return {}
+    beta, gamma = trace_matrix(traces, ids, "beta"), trace_matrix(traces, ids, "gamma")
+    mada = None
+    if all(c in traces for c in MADA_TRACE_COLUMNS):
+        mada = {c: trace_matrix(traces, ids, c) for c in MADA_TRACE_COLUMNS}
+    bound, _, _ = path_bounds(beta, gamma, mada)  # (P, S)
+    return {pid: pd.Series(bound[i]) for i, pid in enumerate(ids)}
+
+
 def _get_updates_info(
-    points: pd.DataFrame, traces: pd.DataFrame, max_points: int = MAX_TRACE_POINTS
+    points: pd.DataFrame,
+    traces: pd.DataFrame,
+    max_points: int = MAX_TRACE_POINTS,
+    bounds: str = "point",
+    order: str = "paper",
 ) -> UpdatesInfo:
-    """Per-point measured lines (decimated, finite, > 0) and both bounds, in region order."""
+    """Per-point measured lines (decimated, finite, > 0) and their bounds (module docstring:
+    ``bounds`` is "point", "level", "path" or "trace"), in region order; labels in
+    ``order`` ("paper" or "torch")."""
+    if bounds not in BOUND_NAMES:
+        raise ValueError(f"bounds must be one of {', '.join(BOUND_NAMES)}, got {bounds!r}")
     by_id = {pid: group for pid, group in traces.groupby("point_id", sort=False)}
+    along = _path_bounds(points, traces) if bounds == "path" else {}
     out: list[PointUpdates] = []
     for _, row in points.iterrows():
-        trace = by_id.get(str(row["point_id"]))
+        pid = str(row["point_id"])
+        trace = by_id.get(pid)
         if trace is not None and len(trace):
-            out.append(_one_point(row, trace, max_points))
+            path = along.get(pid)
+            at = path.reindex(trace["step"]).to_numpy(float) if path is not None else None
+            out.append(_one_point(row, trace, max_points, bounds, order, at))
     measured = np.concatenate([p.measured.y for p in out]) if out else np.array([])
     y_range = None
     if len(measured):
@@ -125,7 +216,13 @@ def _get_updates_info(
         lo, hi = np.log10(measured.min()), np.log10(measured.max())
         y_range = (float(lo - 0.3), float(hi + 1.0))
     wd = "wd_term" in traces and bool((traces["wd_term"].fillna(0) != 0).any())
-    return UpdatesInfo(out, value_range(p.c_value for p in out), y_range, wd)
+    name = BOUND_NAMES[bounds]
+    title = (
+        TITLE if bounds in ("point", "level") else f"Max-update ‖u_n‖∞ against n, with the {name}"
+    )
+    if bounds == "level":
+        title = "Max-update ‖u_n‖∞ = ‖u^(k)_n‖∞ against n, with the last level's bounds"
+    return UpdatesInfo(out, value_range(p.c_value for p in out), y_range, wd, name, title)
 
 
 def plot_updates(info: UpdatesInfo) -> go.Figure:
@@ -133,10 +230,10 @@ def plot_updates(info: UpdatesInfo) -> go.Figure:
     import plotly.graph_objects as go
 
     if not info.points:
-        return empty_figure(TITLE, "no traces recorded")
+        return empty_figure(info.title, "no traces recorded")
     lo, hi = info.c_range
     colors = colors_for([p.c_value for p in info.points], lo, hi)
-    exact_name = "exact bound + λ‖θ‖∞" if info.weight_decay else "exact bound"
+    exact_name = f"{info.bound_name} + λ‖θ‖∞" if info.weight_decay else info.bound_name
     # Plain dicts: the figure validates each trace once (go.Scatter objects would be
     # validated twice, which is most of the time of a 128-point report).
     traces: list[dict[str, Any]] = []
@@ -149,7 +246,7 @@ def plot_updates(info: UpdatesInfo) -> go.Figure:
                 y=p.measured.y,
                 mode="lines",
                 name=p.label,
-                hovertemplate=f"{p.label}<br>C={p.c_value:.4g}<br>n=%{{x}}<br>"
+                hovertemplate=f"{p.hover}<br>C={p.c_value:.4g}<br>n=%{{x}}<br>"
                 "‖u_n‖∞=%{y:.4g}<extra></extra>",
                 **common,
             )
@@ -158,6 +255,8 @@ def plot_updates(info: UpdatesInfo) -> go.Figure:
             ("paper bound", p.paper_bound, "dot"),
             (exact_name, p.exact_bound, "dash"),
         ):
+            if not len(line.x):
+                continue
             traces.append(
                 dict(
                     type="scatter",
@@ -169,7 +268,7 @@ def plot_updates(info: UpdatesInfo) -> go.Figure:
                     legendgroup=p.point_id,
                     line={"color": color, "dash": dash, "width": 1},
                     opacity=0.6,
-                    hovertemplate=f"{name}<br>{p.label}<br>n=%{{x}}<br>%{{y:.4g}}<extra></extra>",
+                    hovertemplate=f"{name}<br>{p.hover}<br>n=%{{x}}<br>%{{y:.4g}}<extra></extra>",
                 )
             )
         if p.diverged_step is not None and p.diverged_value is not None:
@@ -183,19 +282,24 @@ def plot_updates(info: UpdatesInfo) -> go.Figure:
                     showlegend=False,
                     legendgroup=p.point_id,
                     marker={"symbol": "x", "size": 11, "color": color, "line": {"width": 1}},
-                    hovertemplate=f"{p.label}<br>diverged at n={p.diverged_step}<extra></extra>",
+                    hovertemplate=f"{p.hover}<br>diverged at n={p.diverged_step}<extra></extra>",
                 )
             )
     fig = go.Figure(data=[*traces, colorbar_trace(lo, hi, "C(β, γ)")])
     fig.update_layout(
-        title={"text": TITLE},
+        title={"text": info.title},
         xaxis={"title": {"text": "step n"}},
         yaxis={"title": {"text": "‖u_n‖∞"}, "type": "log"},
         legend={"title": {"text": "point (click to hide)"}, "font": {"size": 10}, "x": 1.14},
         annotations=[
             {
-                "text": "solid: measured · dotted: paper bound (eq. 5) · dashed: exact bound"
-                " · ×: divergence",
+                "text": "solid: measured · "
+                + (
+                    "dotted: paper bound (eq. 5) · "
+                    if any(len(p.paper_bound.x) for p in info.points)
+                    else ""
+                )
+                + f"dashed: {info.bound_name} · ×: divergence",
                 "xref": "paper",
                 "yref": "paper",
                 "x": 0,

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from synthetic_run import make_synthetic_run
+from synthetic_run import make_synthetic_run, monitored_run
 
 from stabcli.report import load_run, write_html
 
@@ -81,6 +81,9 @@ def _page_requests(urls: list[str]) -> list[str]:
         ("curve", 6),  # plane, updates, rates along the curve, profiles, test loss, tensors
         ("points-and-boundary", 7),  # rates against predictions, and the boundary's √n figure
         ("partial-empty", 5),  # the empty run records no test loss: no test-loss figure
+        ("kadam-torch", 7),  # curve's figures and k-Adam's levels, typed in PyTorch's order
+        ("hyperadam", 6),  # plane, path bound, paths, rates, profiles, tensors
+        ("monitor", 6),  # the same for a monitored loop: no loss, so no test-loss figure
     ],
 )
 def test_report_renders_offline_without_errors(tmp_path: Path, kind: str, figures: int) -> None:
@@ -92,6 +95,16 @@ def test_report_renders_offline_without_errors(tmp_path: Path, kind: str, figure
         run_dir = make_synthetic_run(
             tmp_path / "run", 6, 600, kind="points", boundary=(0.81, 0.95), diverge_at=100
         )
+    elif kind == "kadam-torch":
+        run_dir = make_synthetic_run(
+            tmp_path / "run", 6, 600, eval_every=50, optimizer="kadam", order="torch"
+        )
+    elif kind == "hyperadam":
+        run_dir = make_synthetic_run(
+            tmp_path / "run", 6, 600, eval_every=None, kind="points", optimizer="hyperadam"
+        )
+    elif kind == "monitor":
+        run_dir = monitored_run(tmp_path / "run")
     else:
         run_dir = make_synthetic_run(tmp_path / "run", 4, 100, finished=0)
     page = write_html(load_run(run_dir), tmp_path / "report.html")
