@@ -6,6 +6,7 @@ All functions take the paper's (β, γ): β is PyTorch's beta2, γ is PyTorch's 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from enum import StrEnum
 
 from stabcli.theory import _num
@@ -117,3 +118,54 @@ def annealed_lr(lr0: float, beta: float, gamma: float, n: Num, tol: float = B0_T
     steps = _num.as_steps(n)
     rate = paper_rate(beta, gamma, tol)
     return lr0 * _num.exp(-steps * rate)
+
+
+@dataclass(frozen=True)
+class SqrtLaw:
+    """A max-update bound that grows like √n on a stability boundary (docs/theory.md §4).
+
+    bound_n = corr_n · coefficient · sqrt(n + shift), corr_n = sqrt(1 − β^{n+1})/(1 − γ^{n+1});
+    its log-log slope d log bound_n / d log n tends to ``exponent`` = ½ once corr_n ≈ 1.
+    """
+
+    boundary: str  # "paper": B0 = {C = 0}, eq. 5 with B_n = √n; "exact": γ² = β
+    beta: float  # β = torch beta2
+    gamma: float  # γ = torch beta1, on the boundary
+    coefficient: float  # ½ sqrt((1−β)/β) (paper) or sqrt((1−γ)/(1+γ)) (exact)
+    shift: float  # 0 (paper: √n) or 1 (exact: √(n+1))
+    exponent: float = 0.5
+
+    def bound(self, n: Num) -> Num:
+        """The bound at step n (an int or a numpy array of steps)."""
+        steps = _num.as_steps(n)
+        corr = bias_correction(self.beta, self.gamma, n)
+        return corr * self.coefficient * _num.sqrt(steps + self.shift)
+
+
+def sqrt_n_law(beta: float, boundary: str = "paper") -> SqrtLaw:
+    """The √n law of the bound on a boundary at β (docs/theory.md (4.1)-(4.2)).
+
+    - ``"paper"``: on B0, γ = 2β/(1+β) gives (1−γ)/γ = (1−β)/(2β), so eq. 5 with B_n = √n is
+      P_n = corr_n · ½ sqrt((1−β)/β) · √n (docs/theory.md (4.1)); the same number as
+      :func:`paper_bound` at (β, 2β/(1+β)).
+    - ``"exact"``: on γ² = β, r = 1 and S_n = n + 1, and (1−γ)/sqrt(1−β) = sqrt((1−γ)/(1+γ)),
+      so U_n = corr_n · sqrt((1−γ)/(1+γ)) · sqrt(n+1) (docs/theory.md (4.2)), attained by
+      g_j ∝ γ^j; the same number as ``exact.exact_bound`` at (β, sqrt(β)).
+
+    The exact theory bounds the paper's B0 points uniformly, by 1/sqrt(1−β) (docs/theory.md
+    (4.3)): there the √n law is the paper's, and no input sequence follows it for long.
+    """
+    if not 0.0 < beta < 1.0:
+        raise ValueError(f"β must be in (0, 1), got {beta}")
+    if boundary == "paper":
+        gamma = float(boundary_gamma(beta))
+        return SqrtLaw("paper", beta, gamma, 0.5 * math.sqrt((1.0 - beta) / beta), 0.0)
+    if boundary == "exact":
+        gamma = math.sqrt(beta)
+        return SqrtLaw("exact", beta, gamma, math.sqrt((1.0 - gamma) / (1.0 + gamma)), 1.0)
+    raise ValueError(f"boundary must be 'paper' or 'exact', got {boundary!r}")
+
+
+def b0_bound(beta: float, n: Num) -> Num:
+    """The paper's bound on B0 at step n: corr_n · ½ sqrt((1−β)/β) · √n (docs/theory.md (4.1))."""
+    return sqrt_n_law(beta, "paper").bound(n)
