@@ -34,7 +34,7 @@ from types import ModuleType
 from typing import Any
 
 from stabcli import __version__
-from stabcli.errors import StabcliError
+from stabcli.errors import SettingError, StabcliError
 from stabcli.probe import ProbePoint, ProbeResult, ProbeSetup
 from stabcli.sweep.executor import (
     Batch,
@@ -215,6 +215,14 @@ class ProgressBoard:
 
 
 # ------------------------------------------------------------------------- the driver
+def even_batches(n_points: int, slots: int, fit: int) -> int:
+    """Points per batch for ``n_points`` on ``slots`` tasks at a time, at most ``fit`` each:
+    as few rounds of tasks as memory allows, every slot busy in each, batches of even size
+    (64 points on 4 GPUs fitting 10 each: 2 rounds of 4 batches of 8, not 10+10+...+4)."""
+    rounds = math.ceil(n_points / (slots * fit))
+    return max(1, math.ceil(n_points / (slots * rounds)))
+
+
 class RayExecutor(Executor):
     """Each batch a Ray task; see the module docstring."""
 
@@ -256,9 +264,11 @@ class RayExecutor(Executor):
         asked = self.spec.gpus_per_batch
         gpus = asked if asked is not None else (1.0 if max(gpus_here, default=0) >= 1 else 0.0)
         if gpus > max(gpus_here, default=0.0):
-            raise StabcliError(
-                f"gpus_per_batch {gpus:g}: no node of the Ray cluster has that many GPUs "
-                f"(largest: {max(gpus_here, default=0.0):g}); use 0 to run on CPUs"
+            raise SettingError(
+                "{gpus_per_batch} {gpus}: no node of the Ray cluster has that many GPUs "
+                "(largest: {largest}); use 0 to run on CPUs",
+                gpus=f"{gpus:g}",
+                largest=f"{max(gpus_here, default=0.0):g}",
             )
         # A GPU task needs one core to drive its GPU; a CPU task reserves its threads
         # (at most a node's cores: more threads than reserved cores is slower, not wrong).
@@ -309,8 +319,7 @@ class RayExecutor(Executor):
                 raise StabcliError(str(user)) from None
             raise StabcliError(f"the Ray sizing task failed: {_first_line(err)}") from None
         self.sized = f"{name}: {fit} point{'s' if fit != 1 else ''} fit"
-        rounds = math.ceil(n_points / (self.slots * fit))
-        return max(1, math.ceil(n_points / (self.slots * rounds)))
+        return even_batches(n_points, self.slots, fit)
 
     def _failure(self, err: BaseException) -> tuple[str, bool]:
         """(one line saying why a batch failed, whether running it again may help)."""

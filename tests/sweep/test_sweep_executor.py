@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 import re
 import sys
 import tomllib
@@ -314,3 +315,25 @@ def test_executor_options_are_checked_in_one_line(
 def test_executor_spec_refuses_bad_settings(spec: dict[str, object], message: str) -> None:
     with pytest.raises(StabcliError, match=message):
         ExecutorSpec(**spec)  # type: ignore[arg-type]
+
+
+def _rounds(n_points: int, slots: int, per_batch: int) -> int:
+    return math.ceil(math.ceil(n_points / per_batch) / slots)
+
+
+@pytest.mark.parametrize(
+    ("n_points", "slots", "fit"),
+    [(64, 4, 10), (64, 4, 100), (64, 1, 9), (7, 2, 100), (1, 8, 3), (100, 3, 7), (16, 16, 1)],
+    ids=["fig2-4gpu-10fit", "fig2-4gpu-roomy", "fig2-1gpu", "odd", "one-point", "uneven", "tiny"],
+)
+def test_ray_batch_size_takes_fewest_rounds_with_the_smallest_batches(
+    n_points: int, slots: int, fit: int
+) -> None:
+    from stabcli.sweep.ray_executor import even_batches
+
+    # brute force: of the sizes that fit, those needing the fewest rounds; the smallest of
+    # them spreads the points most evenly over the slots
+    sizes = range(1, fit + 1)
+    fewest = min(_rounds(n_points, slots, p) for p in sizes)
+    best = min(p for p in sizes if _rounds(n_points, slots, p) == fewest)
+    assert even_batches(n_points, slots, fit) == min(best, n_points)
