@@ -20,7 +20,6 @@ import pandas as pd
 from stabcli.measure import rounding_tolerance
 from stabcli.measure.bounds import bound_status
 from stabcli.report._display import (
-    MAX_TRACE_POINTS,
     both_orders,
     colorbar_trace,
     colors_for,
@@ -61,17 +60,28 @@ class LevelsInfo:
     c_range: tuple[float, float]
 
 
-def _level_of(row: pd.Series, trace: pd.DataFrame, level: int, max_points: int, order: str):
+#: Most points drawn per level trace: a k-Adam figure holds k traces per point.
+LEVEL_POINTS = 150
+
+
+def _bound_line(beta: float, gamma: float, steps: np.ndarray) -> Line:
+    """U_n(β, γ) on a grid of BOUND_POINTS steps over the run (finite values only)."""
+    span = int(steps.max()) if len(steps) else 0
+    grid = np.unique(np.linspace(0, span, BOUND_POINTS).astype(int))
+    bound = np.asarray(exact.exact_bound(beta, gamma, grid), dtype=float)
+    keep = finite_mask(bound, positive=True)
+    return Line(grid[keep].astype(float), bound[keep])
+
+
+def _level_of(
+    row: pd.Series, trace: pd.DataFrame, level: int, max_points: int, order: str, bound: Line
+) -> LevelTrace:
     beta, gamma = float(row["level_beta"]), float(row["level_gamma"])
     steps = trace["step"].to_numpy(int)
     values = trace[level_trace_column(level)].to_numpy(float)
     ok = finite_mask(values, positive=True)
     chosen = decimate_indices(np.where(ok, np.log(np.where(ok, values, 1.0)), np.nan), max_points)
     chosen = chosen[ok[chosen]]
-    span = int(steps.max()) if len(steps) else 0
-    grid = np.unique(np.linspace(0, span, BOUND_POINTS).astype(int))
-    bound = np.asarray(exact.exact_bound(beta, gamma, grid), dtype=float)
-    keep = finite_mask(bound, positive=True)
     point = both_orders(float(row["beta"]), float(row["gamma"]), order)
     return LevelTrace(
         point_id=str(row["point_id"]),
@@ -79,7 +89,7 @@ def _level_of(row: pd.Series, trace: pd.DataFrame, level: int, max_points: int, 
         hover=f"{point}<br>level {level}: (β_{level}, γ_{level}) = ({beta:.6g}, {gamma:.6g})",
         c_value=paper.c_value(beta, gamma),
         measured=Line(steps[chosen].astype(float), values[chosen]),
-        bound=Line(grid[keep].astype(float), bound[keep]),
+        bound=bound,
         ratio=float(row.get(level_ratio_column(level), np.nan)),
     )
 
@@ -95,7 +105,7 @@ def level_count(traces: pd.DataFrame) -> int:
 def _get_levels_info(
     points: pd.DataFrame,
     traces: pd.DataFrame,
-    max_points: int = MAX_TRACE_POINTS,
+    max_points: int = LEVEL_POINTS,
     order: str = "paper",
 ) -> LevelsInfo:
     """Every level of every point with a trace (module docstring); empty for runs that are
@@ -109,8 +119,10 @@ def _get_levels_info(
         trace = by_id.get(str(row["point_id"]))
         if trace is None or not len(trace) or not np.isfinite(row["level_beta"]):
             continue
+        # the points.csv pair is every level's (App. P), so one bound serves all levels
+        bound = _bound_line(row["level_beta"], row["level_gamma"], trace["step"].to_numpy(int))
         for i in range(1, k + 1):
-            levels[i - 1].append(_level_of(row, trace, i, max_points, order))
+            levels[i - 1].append(_level_of(row, trace, i, max_points, order, bound))
     c_values = [t.c_value for level in levels for t in level]
     return LevelsInfo(levels if levels[0] else [], value_range(c_values))
 
@@ -123,11 +135,13 @@ def plot_levels(info: LevelsInfo) -> go.Figure:
         return empty_figure(TITLE, "no k-Adam levels recorded")
     lo, hi = info.c_range
     traces: list[dict[str, Any]] = []
-    owner: list[int] = []  # the level (0-based) of each trace
+    owner: list[set[int]] = []  # the levels (0-based) each trace belongs to
+    k = len(info.levels)
+    drawn: dict[tuple[str, int], int] = {}  # (point, id of its bound line) -> trace index
     for i, level in enumerate(info.levels):
         colors = colors_for([t.c_value for t in level], lo, hi)
         for t, color in zip(level, colors, strict=True):
-            common = {"legendgroup": f"{t.point_id}-{i}", "visible": i == len(info.levels) - 1}
+            shown = i == k - 1
             traces.append(
                 dict(
                     type="scatter",
@@ -138,32 +152,40 @@ def plot_levels(info: LevelsInfo) -> go.Figure:
                     line={"color": color},
                     hovertemplate=f"{t.hover}<br>n=%{{x}}<br>‖u^({i + 1})_n‖∞=%{{y:.4g}}"
                     f"<br>max ratio to its bound {t.ratio:.6g}<extra></extra>",
-                    **common,
+                    legendgroup=t.point_id,
+                    visible=shown,
                 )
             )
+            owner.append({i})
+            key = (t.point_id, id(t.bound))
+            if key in drawn:  # levels sharing a pair share its bound: drawn once
+                owner[drawn[key]].add(i)
+                traces[drawn[key]]["visible"] = traces[drawn[key]]["visible"] or shown
+                continue
+            drawn[key] = len(traces)
             traces.append(
                 dict(
                     type="scatter",
                     x=t.bound.x,
                     y=t.bound.y,
                     mode="lines",
-                    name=f"exact bound, level {i + 1} ({t.label})",
+                    name=f"exact bound of (β_i, γ_i) ({t.label})",
                     showlegend=False,
                     line={"color": color, "dash": "dash", "width": 1},
                     opacity=0.6,
                     hovertemplate=f"exact bound<br>{t.hover}<br>n=%{{x}}<br>%{{y:.4g}}"
                     "<extra></extra>",
-                    **common,
+                    legendgroup=t.point_id,
+                    visible=shown,
                 )
             )
-            owner += [i, i]
-    k = len(info.levels)
+            owner.append({i})
     fig = go.Figure(data=[*traces, colorbar_trace(lo, hi, "C(β_i, γ_i)")])
     buttons = [
         {
             "label": f"level {i + 1}",
             "method": "update",
-            "args": [{"visible": [o == i for o in owner] + [True]}],
+            "args": [{"visible": [i in o for o in owner] + [True]}],
         }
         for i in range(k)
     ]

@@ -353,6 +353,30 @@ def load_run(path: str | Path) -> RunData:
     )
 
 
+def trace_matrices(
+    traces: pd.DataFrame, point_ids: list[str], columns: list[str] | tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """Per-step columns laid out (P, S): one row per point of ``point_ids``, one column per
+    step n = 0..S−1 (the largest step recorded); nan where a point has no record (a step a
+    monitor skipped, a point not in the traces). A step recorded twice keeps its last row.
+    One pass for all ``columns`` (those the traces lack are left out)."""
+    present = [c for c in columns if c in traces]
+    if traces.empty:
+        return {c: np.full((len(point_ids), 0), np.nan) for c in present}
+    steps = int(traces["step"].max()) + 1
+    last = ~traces.duplicated(["point_id", "step"], keep="last").to_numpy()
+    rows = pd.Index(point_ids).get_indexer(traces["point_id"].to_numpy()[last])
+    cols = traces["step"].to_numpy(int)[last]
+    ok = (rows >= 0) & (cols >= 0)
+    out = {}
+    for column in present:
+        matrix = np.full((len(point_ids), steps), np.nan)
+        values = pd.to_numeric(traces[column], errors="coerce").to_numpy(float)[last]
+        matrix[rows[ok], cols[ok]] = values[ok]  # (P, S); each (row, col) once
+        out[column] = matrix
+    return out
+
+
 def trace_matrix(
     traces: pd.DataFrame, point_ids: list[str], column: str = "max_update"
 ) -> np.ndarray:
@@ -360,8 +384,4 @@ def trace_matrix(
     largest step recorded), of a per-step column; nan where a point has no record."""
     if traces.empty or column not in traces:
         return np.full((len(point_ids), 0), np.nan)
-    steps = int(traces["step"].max()) + 1
-    unique = traces.drop_duplicates(["point_id", "step"], keep="last")
-    wide = unique.pivot(index="point_id", columns="step", values=column)
-    values = wide.reindex(index=point_ids, columns=range(steps))
-    return values.to_numpy(dtype=float)
+    return trace_matrices(traces, point_ids, [column])[column]

@@ -18,7 +18,6 @@ import pandas as pd
 
 from stabcli.report._display import (
     EXACT_COLOR,
-    MAX_TRACE_POINTS,
     PAPER_COLOR,
     both_orders,
     empty_figure,
@@ -33,6 +32,8 @@ if TYPE_CHECKING:
 TITLE = "Paths through the (β, γ) plane: β = torch beta2, γ = torch beta1, colored by step"
 #: Colorscale of the step along a path.
 STEP_COLORSCALE = "Plasma"
+#: Most points drawn per path (evenly spread; the first unstable step is always kept).
+PATH_POINTS = 150
 #: Margin around the paths, as a fraction of their span (at least MIN_SPAN wide).
 VIEW_MARGIN = 0.1
 MIN_SPAN = 0.01
@@ -72,19 +73,26 @@ def _pick(n: int, max_points: int) -> np.ndarray:
 
 
 def _view(paths: list[Path]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The paths with a margin, widened in γ to show both boundaries across the paths' β
+    (so that a path's distance to γ² = β and C = 0 is always in view)."""
+    beta = np.concatenate([p.beta for p in paths])
+    gamma = np.concatenate([p.gamma for p in paths])
+    ends = np.array([beta.min(), beta.max()])
+    edges = np.concatenate([np.sqrt(ends), 2 * ends / (1 + ends)])  # γ² = β and C = 0
     out = []
-    for values in ([p.beta for p in paths], [p.gamma for p in paths]):
-        joined = np.concatenate(values)
-        lo, hi = float(joined.min()), float(joined.max())
+    for lo, hi in (
+        (beta.min(), beta.max()),
+        (min(gamma.min(), edges.min()), max(gamma.max(), edges.max())),
+    ):
         pad = max((hi - lo) * VIEW_MARGIN, MIN_SPAN / 2)
-        out.append((max(lo - pad, 0.0), min(hi + pad, 1.005)))
+        out.append((max(float(lo) - pad, 0.0), min(float(hi) + pad, 1.005)))
     return (out[0], out[1])
 
 
 def _get_paths_info(
     points: pd.DataFrame,
     traces: pd.DataFrame,
-    max_points: int = MAX_TRACE_POINTS,
+    max_points: int = PATH_POINTS,
     order: str = "paper",
 ) -> PathsInfo:
     """Every point's recorded (β_n, γ_n) path (finite steps only), in region order; empty
@@ -165,65 +173,77 @@ def plot_paths(info: PathsInfo) -> go.Figure:
             hoverinfo="skip",
         ),
     ]
-    for i, p in enumerate(info.paths):
-        group = {"legendgroup": p.point_id}
+    for p in info.paths:  # each path's line, named in the legend (click to hide)
         data.append(
             dict(
                 type="scatter",
                 x=p.beta,
                 y=p.gamma,
-                mode="lines+markers",
+                mode="lines",
                 name=f"from {p.label}",
-                line={"color": "rgba(120,120,120,0.5)", "width": 1},
-                marker={
-                    "size": 5,
-                    "color": p.steps,
-                    "colorscale": STEP_COLORSCALE,
-                    "cmin": lo,
-                    "cmax": hi,
-                    "showscale": i == 0,
-                    "colorbar": {"title": {"text": "step n"}, "thickness": 14},
-                },
-                customdata=p.steps,
-                hovertemplate=f"path from {p.hover}<br>n=%{{customdata}}<br>β=%{{x:.6g}}, "
-                "γ=%{y:.6g}<extra></extra>",
-                **group,
+                line={"color": "rgba(120,120,120,0.55)", "width": 1},
+                hovertemplate=f"path from {p.hover}<br>β=%{{x:.6g}}, γ=%{{y:.6g}}<extra></extra>",
+                legendgroup=p.point_id,
             )
         )
-        ends = [
-            ("start", 0, "circle-open", 13),
-            ("end", len(p.steps) - 1, "diamond", 11),
-        ]
-        for what, at, symbol, size in ends:
-            data.append(
-                dict(
-                    type="scatter",
-                    x=[p.beta[at]],
-                    y=[p.gamma[at]],
-                    mode="markers",
-                    name=f"{what} ({p.label})",
-                    showlegend=False,
-                    marker={"symbol": symbol, "size": size, "color": "black"},
-                    hovertemplate=f"{what} of the path from {p.hover}<br>n={int(p.steps[at])}"
-                    "<br>β=%{x:.6g}, γ=%{y:.6g}<extra></extra>",
-                    **group,
-                )
+    # every path's steps in one marker trace colored by n: one trace, not one per path
+    data.append(
+        dict(
+            type="scatter",
+            x=np.concatenate([p.beta for p in info.paths]),
+            y=np.concatenate([p.gamma for p in info.paths]),
+            mode="markers",
+            name="step n",
+            marker={
+                "size": 5,
+                "color": np.concatenate([p.steps for p in info.paths]),
+                "colorscale": STEP_COLORSCALE,
+                "cmin": lo,
+                "cmax": hi,
+                "showscale": True,
+                "colorbar": {"title": {"text": "step n"}, "thickness": 14},
+            },
+            customdata=np.concatenate([p.steps for p in info.paths]),
+            hovertemplate="n=%{customdata}<br>β=%{x:.6g}, γ=%{y:.6g}<extra></extra>",
+        )
+    )
+    # the marks of all paths in one trace each: a figure of 128 paths stays light
+    for what, symbol, size, color, at in (
+        ("start", "circle-open", 13, "black", lambda p: 0),
+        ("end", "diamond", 11, "black", lambda p: len(p.steps) - 1),
+    ):
+        data.append(
+            dict(
+                type="scatter",
+                x=[p.beta[at(p)] for p in info.paths],
+                y=[p.gamma[at(p)] for p in info.paths],
+                mode="markers",
+                name=what,
+                marker={"symbol": symbol, "size": size, "color": color},
+                text=[
+                    f"{what} of the path from {p.hover}<br>n={int(p.steps[at(p)])}"
+                    for p in info.paths
+                ],
+                hovertemplate="%{text}<br>β=%{x:.6g}, γ=%{y:.6g}<extra></extra>",
             )
-        if p.entry is not None:
-            data.append(
-                dict(
-                    type="scatter",
-                    x=[p.entry[0]],
-                    y=[p.entry[1]],
-                    mode="markers",
-                    name=f"entered γ² > β ({p.label})",
-                    showlegend=False,
-                    marker={"symbol": "x", "size": 11, "color": "red"},
-                    hovertemplate=f"path from {p.hover}<br>entered γ² > β at "
-                    f"n={p.first_unstable}<extra></extra>",
-                    **group,
-                )
+        )
+    entered = [p for p in info.paths if p.entry is not None]
+    if entered:
+        data.append(
+            dict(
+                type="scatter",
+                x=[p.entry[0] for p in entered if p.entry is not None],
+                y=[p.entry[1] for p in entered if p.entry is not None],
+                mode="markers",
+                name="entered γ² > β",
+                marker={"symbol": "x", "size": 11, "color": "red"},
+                text=[
+                    f"path from {p.hover}<br>entered γ² > β at n={p.first_unstable}"
+                    for p in entered
+                ],
+                hovertemplate="%{text}<extra></extra>",
             )
+        )
     fig = go.Figure(data=data)
     fig.update_layout(
         title={"text": TITLE},

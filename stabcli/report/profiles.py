@@ -26,7 +26,7 @@ from stabcli.report._display import (
     empty_figure,
     point_label,
 )
-from stabcli.report.load import trace_matrix
+from stabcli.report.load import trace_matrices, trace_matrix
 from stabcli.theory.exact import exact_rate_at
 from stabcli.theory.paper import paper_rate
 
@@ -47,7 +47,8 @@ class PointProfile:
     slopes: np.ndarray  # (K,) least-squares slope per step (nan where not fitted)
     low: np.ndarray  # (K,) slope − half-width of its interval
     high: np.ndarray  # (K,) slope + half-width
-    rho: np.ndarray  # (K,) exact ρ_n at the centres (0 where γ² < β)
+    rho: np.ndarray  # (K,) exact ρ_n at the centres (0 where γ² < β); for moving betas
+    # the path's ln γ_n − ½ ln β_n there (0 where negative; docs/theory.md (5.7))
     paper_rate: float  # |C|/2 in B−, else 0
     window: tuple[int, int] | None  # [start, stop) of the valid window, None when empty
     rate: float  # the rate read over that window (nan if none)
@@ -72,6 +73,20 @@ def _window(row: pd.Series) -> tuple[int, int] | None:
     return (a, b) if b > a else None
 
 
+def _path_rates(traces: pd.DataFrame, ids: list[str], steps: int) -> np.ndarray | None:
+    """(P, S) the exact rate of moving betas at each step, max(0, ln γ_n − ½ ln β_n)
+    (docs/theory.md (5.7): the path bound's log-growth once it is large), carried over the
+    steps a monitor did not record; None when the traces hold no path."""
+    if "beta" not in traces or "gamma" not in traces:
+        return None
+    wide = trace_matrices(traces, ids, ("beta", "gamma"))  # (P, S) each
+    beta = pd.DataFrame(wide["beta"]).ffill(axis=1).to_numpy()
+    gamma = pd.DataFrame(wide["gamma"]).ffill(axis=1).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.log(gamma) - 0.5 * np.log(beta)  # (P, S)
+    return np.maximum(rate, 0.0)[:, :steps]
+
+
 def _get_profiles_info(
     points: pd.DataFrame, traces: pd.DataFrame, settings: MeasureSettings, order: str = "paper"
 ) -> ProfilesInfo:
@@ -88,9 +103,10 @@ def _get_profiles_info(
     cut = np.where(np.isfinite(diverged), diverged, u.shape[1])
     log_u = np.where(steps[None, :] < cut[:, None], log_trace(u), np.nan)  # (P, S)
     profiles = slope_profiles(log_u, settings)
+    path_rho = _path_rates(traces, ids, u.shape[1])  # (P, S) or None
     out = []
-    for (_, row), profile, has in zip(
-        points.iterrows(), profiles, np.isfinite(u).any(axis=1), strict=True
+    for i, ((_, row), profile, has) in enumerate(
+        zip(points.iterrows(), profiles, np.isfinite(u).any(axis=1), strict=True)
     ):
         if not has:  # no record of this point in the traces
             continue
@@ -106,7 +122,9 @@ def _get_profiles_info(
                 slopes=profile.slopes,
                 low=profile.slopes - profile.halfwidth,
                 high=profile.slopes + profile.halfwidth,
-                rho=np.asarray(exact_rate_at(beta, gamma, centres), dtype=float),
+                rho=np.asarray(exact_rate_at(beta, gamma, centres), dtype=float)
+                if path_rho is None
+                else path_rho[i, np.clip(np.rint(centres).astype(int), 0, u.shape[1] - 1)],
                 paper_rate=paper_rate(beta, gamma),
                 window=_window(row),
                 rate=float(row.get("rate", np.nan)),

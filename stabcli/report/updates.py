@@ -36,7 +36,7 @@ from stabcli.report._display import (
     point_label,
     value_range,
 )
-from stabcli.report.load import trace_matrix
+from stabcli.report.load import trace_matrices
 from stabcli.store.schema import MADA_TRACE_COLUMNS
 from stabcli.theory import exact, paper
 
@@ -179,11 +179,11 @@ def _path_bounds(points: pd.DataFrame, traces: pd.DataFrame) -> dict[str, pd.Ser
     ids = points["point_id"].astype(str).tolist()
     if not ids or traces.empty or "beta" not in traces or "gamma" not in traces:
         return {}
-    beta, gamma = trace_matrix(traces, ids, "beta"), trace_matrix(traces, ids, "gamma")
+    wide = trace_matrices(traces, ids, ("beta", "gamma", *MADA_TRACE_COLUMNS))  # (P, S) each
     mada = None
-    if all(c in traces for c in MADA_TRACE_COLUMNS):
-        mada = {c: trace_matrix(traces, ids, c) for c in MADA_TRACE_COLUMNS}
-    bound, _, _ = path_bounds(beta, gamma, mada)  # (P, S)
+    if all(c in wide for c in MADA_TRACE_COLUMNS):
+        mada = {c: wide[c] for c in MADA_TRACE_COLUMNS}
+    bound, _, _ = path_bounds(wide["beta"], wide["gamma"], mada)  # (P, S)
     return {pid: pd.Series(bound[i]) for i, pid in enumerate(ids)}
 
 

@@ -71,6 +71,11 @@ def test_levels_info_draws_each_level_against_its_own_bound(kadam: RunData) -> N
     fig = plot_levels(info)
     buttons = fig.layout.updatemenus[0].buttons
     assert [b.label for b in buttons] == [f"level {i}" for i in range(1, K + 1)]
+    for i, button in enumerate(buttons, start=1):
+        shown = [t.name for t, v in zip(fig.data, button.args[0]["visible"], strict=True) if v]
+        levels = [n for n in shown if n and n.startswith("level ")]
+        assert len(levels) == len(POINTS) and all(n.startswith(f"level {i}:") for n in levels)
+        assert sum(bool(n) and n.startswith("exact bound") for n in shown) == len(POINTS)
     assert fig.layout.yaxis.type == "log"
 
 
@@ -317,3 +322,18 @@ def test_an_empty_text_column_reads_as_text_without_warnings() -> None:
         normalized = normalize_points(points)
     assert records["max_tensor"].tolist() == ["", ""]
     assert normalized.loc[0, "closer_theory"] == ""
+
+
+def test_learned_profiles_compare_with_the_paths_rate(learned: RunData) -> None:
+    """ρ_n of a moving point is its path's ln γ_n − ½ ln β_n (docs/theory.md (5.7)), not
+    the starting pair's ρ_n."""
+    from stabcli.report.profiles import _get_profiles_info
+
+    info = _get_profiles_info(learned.points, learned.traces, learned.measure_settings)
+    for p in info.points:
+        trace = _trace(learned, p.point_id).set_index("step")
+        at = np.rint(p.centres).astype(int)
+        beta, gamma = trace.loc[at, "beta"].to_numpy(), trace.loc[at, "gamma"].to_numpy()
+        expected = np.maximum(np.log(gamma) - 0.5 * np.log(beta), 0.0)
+        np.testing.assert_allclose(p.rho, expected, rtol=1e-12)
+    assert any((p.rho > 0).any() for p in info.points)  # a path crossed into γ² > β
