@@ -102,15 +102,22 @@ def classify(
     window: Window,
     diverged_step: int | None,
     settings: MeasureSettings,
+    recorded: int | None = None,
 ) -> tuple[MeasuredClass, str]:
-    """The class of a point and, unless growing or bounded, the reason (module docstring)."""
+    """The class of a point and, unless growing or bounded, the reason (module docstring).
+
+    A rate needs a finite, non-zero max-update at half the window's recorded steps at
+    least: ``recorded`` of them (every step of the window by default; a monitor measuring
+    every k-th step records a k-th of them).
+    """
     if diverged_step is not None:
         return MeasuredClass.DIVERGED, f"max-update not finite from n = {diverged_step}"
     if not window.ok:
         return MeasuredClass.UNDETERMINED, window.reason
-    if not math.isfinite(estimate.rate) or estimate.count < window.length / 2:
+    expected = window.length if recorded is None else recorded
+    if not math.isfinite(estimate.rate) or estimate.count < expected / 2:
         return MeasuredClass.UNDETERMINED, (
-            f"only {estimate.count} of {window.length} steps in the window "
+            f"only {estimate.count} of {expected} recorded steps in the window "
             f"[{window.start}, {window.stop}) have a finite, non-zero max-update"
         )
     tol = settings.growth_tol

@@ -83,6 +83,7 @@ def measure_points(
     diverged_steps: Sequence[int | None] | None = None,  # (P,) e.g. first non-finite loss
     invalid: Sequence[str] | None = None,  # (P,) reason a point is numerically invalid, or ""
     central_at: int | None = None,  # step of the App. H difference; default window centre
+    recorded: np.ndarray | None = None,  # (P, S) bool: steps measured (a monitor's every k-th)
 ) -> SweepMeasurement:
     """Measure every point of a sweep at once (module docstring)."""
     s = settings or MeasureSettings()
@@ -118,7 +119,9 @@ def measure_points(
     points = []
     for i in range(p):
         diverged = int(ends[i]) if ends[i] < steps else None
-        cls, reason = classify(rates[i], windows[i], diverged, s)
+        w = windows[i]
+        counted = None if recorded is None else int(np.count_nonzero(recorded[i, w.start : w.stop]))
+        cls, reason = classify(rates[i], w, diverged, s, counted)
         paper, exact = predictions(betas[i], gammas[i], windows[i], s)
         points.append(
             PointMeasurement(

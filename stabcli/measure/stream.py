@@ -100,6 +100,7 @@ class GrowthMonitor:
             rate = window_rates(log_trace(values[None, :]), [window], s, x=steps)[0]
         else:
             rate = RateEstimate(math.nan, math.nan, math.nan, math.nan, 0, math.nan, 0, 0)
-        cls, reason = classify(rate, window, self.diverged_step, s)
+        recorded = int(np.count_nonzero((steps >= window.start) & (steps < window.stop)))
+        cls, reason = classify(rate, window, self.diverged_step, s, recorded)
         paper, exact = predictions(self.beta, self.gamma, window, s)
         return MonitorStatus(self._last, window, rate, cls, reason, paper.rate, exact.rate)

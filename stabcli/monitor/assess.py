@@ -186,8 +186,16 @@ def assess(
         limit[:] = np.nan
         limit[trace.steps] = bound
         tolerance = rounding_tolerance(dtype)
+        recorded = np.zeros(size, dtype=bool)
+        recorded[at] = True  # the half-the-window rule counts measured steps (``every``)
         (measured,) = measure_points(
-            [beta], [gamma], u[None], settings=settings, dtype=dtype, wd_term=wd[None]
+            [beta],
+            [gamma],
+            u[None],
+            settings=settings,
+            dtype=dtype,
+            wd_term=wd[None],
+            recorded=recorded[None],
         ).points
         if trace.moving or mada:  # MADA's bound is its own even at constant coefficients
             measured = _along_path(measured, trace, u, wd, limit, settings, tolerance, mada)

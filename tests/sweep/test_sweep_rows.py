@@ -390,3 +390,17 @@ def test_mada_on_its_face_at_adams_vertex_is_checked_like_adam() -> None:
     assert rows.loc[0, "bound_kind"] == "MADA face"
     assert rows.loc[0, "bound_ratio_max"] == pytest.approx(adam, rel=1e-9)
     assert rows.loc[0, "first_unstable_step"] == 0  # 0.99² > 0.95 from the start
+
+
+@pytest.mark.parametrize("every", [1, 3, 5], ids=["every-1", "every-3", "every-5"])
+def test_a_trace_measured_every_kth_step_is_classified_on_its_measured_steps(every: int) -> None:
+    """A monitor measuring every k-th step leaves the others at 0 (left out of every fit):
+    the half-the-window rule counts the steps it measured, not all of the window's."""
+    rng = np.random.default_rng(1)
+    u = 0.3 * np.exp(0.05 * rng.standard_normal(STEPS))  # flat: bounded
+    recorded = np.arange(STEPS) % every == 0
+    u = np.where(recorded, u, 0.0)[None]
+    counted = measure_points([0.999], [0.9], u, recorded=recorded[None]).points[0]
+    assert counted.measured_class.value == "bounded"
+    plain = measure_points([0.999], [0.9], u).points[0]  # every step expected
+    assert plain.measured_class.value == ("bounded" if every == 1 else "undetermined")
