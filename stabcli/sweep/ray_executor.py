@@ -27,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import signal
+import threading
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -238,6 +240,10 @@ class RayExecutor(Executor):
         if self.owns_connection:
             where = spec.address or "RAY_ADDRESS or a new local instance"
             check_reachable(spec.address)
+            # ray.init replaces the SIGTERM handler with sys.exit: keep the caller's (the
+            # CLI's stops a sweep like Ctrl-C, which cancels the tasks and saves the run)
+            main = threading.current_thread() is threading.main_thread()
+            sigterm = signal.getsignal(signal.SIGTERM) if main else None
             try:
                 ray.init(
                     address=spec.address,
@@ -247,6 +253,9 @@ class RayExecutor(Executor):
                 )
             except Exception as err:  # ConnectionError, RuntimeError, ValueError, ...
                 raise StabcliError(f"cannot connect to Ray ({where}): {_first_line(err)}") from None
+            finally:
+                if sigterm is not None:
+                    signal.signal(signal.SIGTERM, sigterm)
         self._undo_errors = errors_to_stderr()
         try:
             self._plan_resources(device)
