@@ -418,7 +418,6 @@ def generalization_figure(
     from stabcli.reproduce.trajectory import flat_model
 
     plan = _FIGURE2[check_scale(scale)]
-    torch.set_num_threads(1)
     points = [(b, plan.fixed_gamma, "beta") for b in plan.beta_sweep]
     points += [(plan.fixed_beta, g, "gamma") for g in plan.gamma_sweep]
     models = [flat_model("mlp-synthetic", seed=s, **plan.overrides) for s in plan.seeds]

@@ -221,7 +221,6 @@ def trajectory_figure(
     import torch
 
     plan = _PLANS[check_scale(scale)]
-    torch.set_num_threads(1)  # CPU-sized: one thread, as every analysis here
     model = flat_model(preset, steps=max(plan.steps, 1))
     train = model.preset.train
     wd = train.weight_decay if train.weight_decay_mode != "none" else 0.0
