@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import platform
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ from stabcli.sweep.executor import (
 )
 from stabcli.sweep.regions import SweepRegion
 from stabcli.sweep.rows import MeasureSetup, batch_rows
+from stabcli.theory.domain import HyperPoint
 
 SETTINGS_KEY = "settings"
 
@@ -101,8 +103,9 @@ class SweepPlan:
 
     @property
     def per_point_hypers(self) -> bool:
-        """Whether some point has its own learning rate or weight decay (points.csv then
-        gets ``lr`` and ``weight_decay`` columns)."""
+        """Whether some point has its own learning rate or weight decay: points.csv then
+        gets ``lr`` and ``weight_decay`` columns, the η and λ each point trained with
+        (empty for points committed earlier by a run of plain points)."""
         return any(p.lr is not None or p.weight_decay is not None for p in self.points)
 
 
@@ -153,12 +156,12 @@ def settings_of(setup: ProbeSetup, measure: MeasureSetup) -> dict[str, Any]:
     return {"preset": preset, "data": data, "measurement": measure.to_dict()}
 
 
-def probe_point(point: object) -> ProbePoint:
+def probe_point(point: HyperPoint | ProbePoint) -> ProbePoint:
     """A region's point as the engine takes it: a (β, γ) point (:class:`HyperPoint`) or a
     :class:`ProbePoint` with its own η and λ (a region over learning rates)."""
     if isinstance(point, ProbePoint):
         return point
-    return ProbePoint(float(point.beta), float(point.gamma))  # type: ignore[attr-defined]
+    return ProbePoint(float(point.beta), float(point.gamma))
 
 
 def _setup(request: SweepRequest) -> ProbeSetup:
@@ -179,8 +182,9 @@ def plan_sweep(request: SweepRequest) -> SweepPlan:
     settings = settings_of(setup, request.measure)
     fp = fingerprint(settings)
     ids = tuple(point_id(fp, p.beta, p.gamma, p.lr, p.weight_decay) for p in points)
-    if len(set(ids)) < len(ids):
-        twice = next(p for p, i in zip(points, ids, strict=True) if ids.count(i) > 1)
+    counts = Counter(ids)
+    if len(counts) < len(ids):
+        twice = next(p for p, i in zip(points, ids, strict=True) if counts[i] > 1)
         raise StabcliError(f"the region holds the point {twice} twice")
     out = request.out
     if out is None:
