@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -64,23 +64,63 @@ def unflatten(flat: torch.Tensor, specs: list[ParamSpec]) -> Params:
 class SharedDropout:
     """Dropout whose mask is drawn for one point and broadcast to all P points.
 
-    With ``generator=None`` or ``p == 0`` it is the identity (evaluation, or dropout off).
+    With ``p == 0``, or with neither a generator nor noise, it is the identity (evaluation,
+    or dropout off). The mask of a call on x (P, *S) keeps where uniform noise (*S) is
+    >= p: noise drawn from ``generator`` in call order, or, for a compiled step, taken in
+    call order from ``noise``, tensors drawn beforehand from the same generator in the same
+    order (:func:`noise_shapes`), so both give the same masks.
     """
 
-    def __init__(self, p: float, generator: torch.Generator | None):
+    def __init__(
+        self,
+        p: float,
+        generator: torch.Generator | None,
+        noise: Iterator[torch.Tensor] | None = None,
+    ):
         self.p = p
         self.generator = generator
+        self.noise = noise
 
     @property
     def active(self) -> bool:
-        return self.generator is not None and self.p > 0.0
+        return (self.generator is not None or self.noise is not None) and self.p > 0.0
+
+    def sharing(self, p: float) -> SharedDropout:
+        """Dropout with probability ``p`` drawing from the same source, in the same order
+        (nanoGPT's attention dropout beside its residual dropout)."""
+        return type(self)(p, self.generator, self.noise)
+
+    def draw(self, shape: torch.Size, device: torch.device) -> torch.Tensor:
+        """The uniform noise (*S) of the next call."""
+        if self.noise is not None:
+            return next(self.noise)
+        return torch.rand(shape, generator=self.generator, device=device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # x: (P, *S)
         if not self.active:
             return x
-        noise = torch.rand(x.shape[1:], generator=self.generator, device=x.device)  # (*S)
+        noise = self.draw(x.shape[1:], x.device)  # (*S)
         keep = (noise >= self.p).to(x.dtype) / (1.0 - self.p)
         return x * keep
+
+
+class _NoiseRecorder(SharedDropout):
+    """Records the shape of every noise draw instead of drawing (see :func:`noise_shapes`)."""
+
+    def __init__(self, p: float, shapes: list[torch.Size]):
+        super().__init__(p, None, None)
+        self.shapes = shapes
+
+    @property
+    def active(self) -> bool:
+        return self.p > 0.0
+
+    def sharing(self, p: float) -> SharedDropout:
+        return _NoiseRecorder(p, self.shapes)
+
+    def draw(self, shape: torch.Size, device: torch.device) -> torch.Tensor:
+        self.shapes.append(shape)
+        return torch.ones(shape, device=device)  # keep everything: only the shapes matter
 
 
 class BatchSource(Protocol):
@@ -98,6 +138,30 @@ LossFn = Callable[[Params, torch.Tensor, torch.Tensor, SharedDropout], torch.Ten
 AccuracyFn = Callable[[Params, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def noise_shapes(
+    loss: LossFn, params: Params, x: torch.Tensor, y: torch.Tensor, p: float
+) -> list[torch.Size]:
+    """The shapes of the noise one training step draws, in order: one forward pass of
+    ``loss`` with dropout ``p`` that records its draws (no gradient kept)."""
+    shapes: list[torch.Size] = []
+    with torch.no_grad():
+        loss(params, x, y, _NoiseRecorder(p, shapes))
+    return shapes
+
+
+@dataclass(frozen=True)
+class StepFlops:
+    """Floating-point operations of one point's training step (a multiply-add is 2)."""
+
+    forward: int  # the forward pass's matrix products
+    backward: int  # the backward pass's matrix products (gradients of their operands)
+    optimizer: int = 0  # the stacked optimizer's elementwise work
+
+    @property
+    def total(self) -> int:
+        return self.forward + self.backward + self.optimizer
+
+
 @dataclass(frozen=True)
 class ModelBackend:
     """A model as the engine sees it."""
@@ -113,6 +177,9 @@ class ModelBackend:
     activations: int | None = None  # elements kept for backward per point (memory estimate)
     batching: str = "native"  # how P points run: "native", "vmap" or "sequential"
     batching_reason: str = ""  # why, when it is not the model's natural path
+    # FLOPs of one point's step counted from the shapes (the roofline of
+    # benchmarks/bench_probes.py); None: not counted (the benchmark counts a step instead)
+    flops: StepFlops | None = None
 
     @property
     def n_params(self) -> int:

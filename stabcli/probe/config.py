@@ -89,6 +89,10 @@ class TrainConfig:
     k: int = 1  # kadam: levels of moving averages (paper Section 4.2)
     strategy: str = "inverse-exp"  # kadam: how the levels' betas derive from (β, γ) (App. P)
     hyper_lr: float | None = None  # hyperadam/mada: hyper-learning rate (None: the optimizer's)
+    # torch.compile the training step (model forward/backward and Adam's update): "on",
+    # "off", or "auto" (on CUDA, where fusing pays; off on CPU, where compiling costs more
+    # than it saves in a probe: stabcli.probe.device.use_compile)
+    compile: str = "auto"
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -106,6 +110,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "weight_decay_mode": ("none", "coupled", "decoupled"),
     "eps_placement": ("torch", "paper"),
     "dtype": ("float32", "float64", "bfloat16"),
+    "compile": ("auto", "on", "off"),
 }
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from stabcli.errors import StabcliError
+from stabcli.probe.backend import ModelBackend
 from stabcli.probe.config import Preset
 from stabcli.probe.optim import buffers_per_point, trace_columns
 
@@ -57,6 +59,51 @@ def resolve_dtype(preset: Preset, device: torch.device) -> tuple[torch.dtype, bo
     return _DTYPES[name], name == "bfloat16"
 
 
+def use_compile(preset: Preset, device: torch.device, model: ModelBackend) -> bool:
+    """Whether a probe's step runs through ``torch.compile`` (``train.compile``).
+
+    ``"auto"`` compiles on CUDA, where fusing the many small elementwise kernels of the
+    forward, backward and stacked optimizer pays over a probe's run, and not on the CPU,
+    where compiling a step (20-35 s cold, 3-5 s from torch's cache) costs more than it saves
+    in a probe of the shipped presets (benchmarks/bench_probes.py --compile: see its
+    output). ``"on"`` compiles anywhere and is a one-line error where torch.compile cannot
+    run (e.g. no C++ compiler for the CPU). Only the built-in models (batched natively over
+    points) compile; a factory model always runs eagerly.
+    """
+    choice = preset.train.compile
+    if choice == "on" and model.batching != "native":
+        raise StabcliError(
+            f"train.compile = 'on' needs a built-in model (gpt, mlp, cnn); preset "
+            f"{preset.name}'s model runs {model.batching} and is not compiled"
+        )
+    if choice == "off" or model.batching != "native":
+        return False
+    if choice == "auto" and device.type != "cuda":
+        return False
+    problem = compile_problem(device.type)
+    if problem is None:
+        return True
+    if choice == "on":
+        raise StabcliError(
+            f"train.compile = 'on', but torch.compile cannot run on {device.type} here "
+            f"({problem}); set train.compile = 'off'"
+        )
+    return False
+
+
+@functools.cache
+def compile_problem(device_type: str) -> str | None:
+    """Why ``torch.compile`` cannot run on ``device_type`` here (one line), or None: a
+    one-op function is compiled and run once per process."""
+    try:
+        double = torch.compile(lambda x: x * 2.0 + 1.0, dynamic=False)
+        double(torch.zeros(4, device=device_type))
+    except Exception as err:  # no C++ compiler, no triton, an unsupported platform...
+        first = str(err).strip().splitlines()
+        return f"{type(err).__name__}: {first[0] if first else ''}".strip().rstrip(":")
+    return None
+
+
 def free_memory(device: torch.device) -> int:
     """Bytes the probe may use on ``device``: free CUDA memory, or available host RAM."""
     if device.type == "cuda":
@@ -99,7 +146,7 @@ def estimate_memory(
     preset: Preset,
     n_params: int,
     vocab: int,
-    data_values: int,
+    data_bytes: int,
     elem: int,
     activations: int | None = None,
 ) -> MemoryEstimate:
@@ -111,7 +158,9 @@ def estimate_memory(
     backward pass (a GPT block keeps ~20 (B, T, C) tensors plus its attention internals,
     the logits 3 (B·T, V)); the per-step records, (S,) each, on the device and the host,
     with the optimizer's own trace columns (k-Adam's levels, the learned coefficients).
-    Shared: the data set on the device, the batch offsets (S, B) and (E, B), and θ_0.
+    Shared: the data set on the device (``data_bytes``, as the batches read it: token ids
+    and labels int64, features in the probe's dtype, images uint8), the batch offsets
+    (S, B) and (E, B), and θ_0.
     ``activations`` (elements per point) replaces the GPT/MLP formula for other models.
     """
     m, t = preset.model, preset.train
@@ -126,7 +175,7 @@ def estimate_memory(
     records = t.steps * (3 * elem + 8 + 4 * 8 + 64 + columns * (elem + 16))
     per_point = (buffers_per_point(t) * n_params + acts) * elem + records
     offsets = (t.steps + t.eval_batches) * t.batch_size * 8
-    shared = data_values * 8 + offsets + n_params * elem
+    shared = data_bytes + offsets + n_params * elem
     return MemoryEstimate(per_point=per_point, shared=shared)
 
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,14 @@ import pandas as pd
 import torch
 
 from stabcli.errors import SettingError, StabcliError
-from stabcli.probe.backend import BatchSource, ModelBackend, SharedDropout, build_model, unflatten
+from stabcli.probe.backend import (
+    BatchSource,
+    ModelBackend,
+    SharedDropout,
+    build_model,
+    noise_shapes,
+    unflatten,
+)
 from stabcli.probe.config import Preset, TrainConfig
 from stabcli.probe.data import BatchStream
 from stabcli.probe.device import (
@@ -37,6 +45,7 @@ from stabcli.probe.device import (
     flush_denormals,
     resolve_device,
     resolve_dtype,
+    use_compile,
 )
 from stabcli.probe.optim import (
     PointHypers,
@@ -218,10 +227,14 @@ def run_batch(
     dtype, autocast = resolve_dtype(preset, dev)
     data = setup.dataset()
     model = build_model(preset, data)
+    compiled = use_compile(preset, dev, model)
     stream = model.stream(dev, dtype) if model.stream else BatchStream(data, preset, dev, dtype)
     theta0 = model.initial().to(device=dev, dtype=dtype)  # (N,) shared initial weights
+    model_key = json.dumps(dataclasses.asdict(preset.model), sort_keys=True, default=str)
+    key = (model_key, setup.data.sha256, preset.train.dtype, str(dev))
+    forward = TrainingLoss(preset, model, dev, autocast, compiled, key=key)
     with flush_denormals(dev):
-        rec = _train_batch(preset, model, stream, theta0, hypers, autocast, on_progress)
+        rec = _train_batch(preset, model, stream, theta0, hypers, forward, on_progress)
     summary, traces, evals = build_frames(
         rec,
         np.arange(len(hypers)),
@@ -289,26 +302,112 @@ def run_probes(
     )
 
 
+class TrainingLoss:
+    """The training losses (P,) of step n, with step n's dropout masks: eagerly, or through
+    ``torch.compile`` (forward and backward; :func:`stabcli.probe.device.use_compile`).
+
+    Compiled, the dropout noise of the step is drawn before the call, from the same
+    generator, seed and order as the eager forward draws it
+    (:func:`stabcli.probe.backend.noise_shapes`), and passed in: the compiled step sees the
+    same masks, and the graph holds no generator. Compiled functions are kept per model,
+    data, dtype and device (``key``), so every batch of a sweep reuses one compilation.
+    """
+
+    def __init__(
+        self,
+        preset: Preset,
+        model: ModelBackend,
+        device: torch.device,
+        autocast: bool,
+        compiled: bool,
+        key: Hashable = None,
+    ) -> None:
+        self.seed = preset.train.seed
+        self.p = preset.model.dropout
+        self.loss, self.specs = model.loss, model.specs
+        self.device = device
+        self.generator = torch.Generator(device=device) if preset.model.uses_dropout else None
+        self.autocast = autocast
+        self.compiled = compiled
+        self.key = key
+        self.shapes: list[torch.Size] | None = None  # noise drawn per step (compiled)
+
+    def amp(self) -> contextlib.AbstractContextManager[object]:
+        """bf16 autocast of the forward on CUDA, or nothing."""
+        if self.autocast:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def __call__(self, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor, n: int):
+        """(P,) losses of step n at θ = ``flat`` (P, N), graph kept for backward."""
+        if self.generator is not None:
+            self.generator.manual_seed(dropout_seed(self.seed, n))
+        if self.compiled:
+            return self._compiled(flat, x, y)
+        with self.amp():
+            return self.loss(
+                unflatten(flat, self.specs), x, y, SharedDropout(self.p, self.generator)
+            )
+
+    def _compiled(self, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.shapes is None:  # one forward of one point records the draws (the same at any P)
+            with self.amp():
+                self.shapes = noise_shapes(self.loss, unflatten(flat[:1], self.specs), x, y, self.p)
+        gen = self.generator
+        noise = (
+            []
+            if gen is None
+            else [torch.rand(s, generator=gen, device=self.device) for s in self.shapes]
+        )
+        return _compiled_forward(self)(flat, x, y, noise)
+
+    def forward(
+        self, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor, noise: list[torch.Tensor]
+    ) -> torch.Tensor:
+        """The losses with the step's noise given: the function torch.compile traces."""
+        with self.amp():
+            drop = SharedDropout(self.p, None, iter(noise))
+            return self.loss(unflatten(flat, self.specs), x, y, drop)
+
+
+_COMPILED: dict[Hashable, Callable[..., torch.Tensor]] = {}
+_COMPILED_KEEP = 4  # setups whose compiled forward a process keeps
+
+
+def _compiled_forward(loss: TrainingLoss) -> Callable[..., torch.Tensor]:
+    """torch.compile of ``loss.forward``, one per setup, device and dtype in this process."""
+    if loss.key is None:
+        return torch.compile(loss.forward, dynamic=False)
+    if loss.key not in _COMPILED:
+        while len(_COMPILED) >= _COMPILED_KEEP:
+            del _COMPILED[next(iter(_COMPILED))]
+        _COMPILED[loss.key] = torch.compile(loss.forward, dynamic=False)
+    return _COMPILED[loss.key]
+
+
 def _train_batch(
     preset: Preset,
     model: ModelBackend,
     stream: BatchSource,
     theta0: torch.Tensor,
     hypers: PointHypers,
-    autocast: bool,
+    forward: TrainingLoss,
     on_progress: Callable[[int], None] | None,
 ) -> Records:
-    """Train one vectorized batch of points; returns host-side records."""
+    """Train one vectorized batch of points; returns host-side records.
+
+    The step loop stays on the device: nothing in it reads a value back to the host (no
+    ``.item()``, no ``.cpu()``, no Python conditions on tensors) until the records of a
+    block of :data:`RECORD_BLOCK` steps are copied out (:meth:`Records.flush`), so a GPU
+    runs ahead of the Python loop.
+    """
     t = preset.train
     n_pt, steps, dev = len(hypers), t.steps, theta0.device
     flat = theta0.expand(n_pt, -1).clone().requires_grad_(True)  # (P, N) leaf
     lr_host = lr_table(t, hypers.beta, hypers.gamma, hypers.lr)  # (S, P)
-    opt = make_optimizer(t, flat, hypers, lr_host)
+    opt = make_optimizer(t, flat, hypers, lr_host, compiled=forward.compiled)
     specs, loss_fn = model.specs, model.loss
-    gen = torch.Generator(device=dev) if preset.model.uses_dropout else None
-    drop = SharedDropout(preset.model.dropout, gen)
     no_drop = SharedDropout(0.0, None)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
 
     rec = Records.allocate(
         steps, n_pt, flat.dtype, dev, lr=lr_host, eval_every=t.eval_every, columns=opt.columns
@@ -316,7 +415,7 @@ def _train_batch(
     alive = torch.ones(n_pt, dtype=torch.bool, device=dev)  # (P,)
 
     def evaluate(n: int) -> None:
-        with torch.no_grad(), amp:
+        with torch.no_grad(), forward.amp():
             params = unflatten(flat, specs)
             batches = [stream.test_batch(k) for k in range(t.eval_batches)]
             loss = sum(loss_fn(params, x, y, no_drop) for x, y in batches) / t.eval_batches
@@ -331,10 +430,7 @@ def _train_batch(
         if t.eval_every and n % t.eval_every == 0:
             evaluate(n)
         x, y = stream.train_batch(n)
-        if gen is not None:
-            gen.manual_seed(dropout_seed(t.seed, n))
-        with amp:
-            losses = loss_fn(unflatten(flat, specs), x, y, drop)  # (P,)
+        losses = forward(flat, x, y, n)  # (P,)
         flat.grad = None
         losses.sum().backward()  # points are independent: each gets its own gradient
         losses = losses.detach()

@@ -13,11 +13,14 @@ token embedding. Dropout is applied, as in nanoGPT, after the embeddings, on the
 attention probabilities and on both residual branches, with one mask per call shared by
 all points. Fused attention cannot share its dropout mask across points, so while attention
 dropout is active attention is computed explicitly (softmax(QKᵀ/√D) with a shared mask);
-without it (evaluation, or ``attn_dropout = 0``) the fused kernel runs.
+without it (evaluation, or ``attn_dropout = 0``) the fused kernel runs on accelerators. On
+the CPU attention is always explicit: three batched products are faster there than the
+CPU flash kernel at these head sizes.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -29,11 +32,13 @@ from stabcli.probe.backend import (
     Params,
     ParamSpec,
     SharedDropout,
+    StepFlops,
     init_flat,
     unflatten,
 )
 from stabcli.probe.config import ModelConfig, Preset
 from stabcli.probe.data import Dataset
+from stabcli.probe.optim import elementwise_flops
 
 __all__ = [
     "ParamSpec",
@@ -43,6 +48,7 @@ __all__ = [
     "loss_function",
     "native_backend",
     "param_specs",
+    "step_flops",
     "unflatten",
 ]
 
@@ -113,16 +119,39 @@ def _attention(
     def heads(z: torch.Tensor) -> torch.Tensor:  # -> (P·B, H, T, D): points folded into batch
         return z.reshape(n_pt * b, t, n_head, c // n_head).transpose(1, 2)
 
-    if drop.active:  # nanoGPT's attn_dropout, with one mask shared by all points
-        scores = heads(q) @ heads(k).transpose(-2, -1) / math.sqrt(c // n_head)  # (P·B, H, T, T)
-        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
-        weights = scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)
-        weights = drop(weights.view(n_pt, b, n_head, t, t)).view(n_pt * b, n_head, t, t)
-        y = weights @ heads(v)
+    if drop.active or x.device.type == "cpu":
+        y = _explicit_attention(heads(q), heads(k), heads(v), drop, n_pt)
     else:
         y = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), is_causal=True)
     y = y.transpose(1, 2).reshape(n_pt, b, t, c)  # (P, B, T, C)
     return _linear(y, p, f"{name}.c_proj")
+
+
+def _explicit_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, drop: SharedDropout, n_pt: int
+) -> torch.Tensor:
+    """softmax(QKᵀ/√D + M) V with M = −∞ above the diagonal (causal), and nanoGPT's
+    attention dropout on the weights with one mask shared by all points; q, k, v
+    (P·B, H, T, D) -> (P·B, H, T, D).
+
+    Used while attention dropout is active (a fused kernel cannot share its mask across
+    points) and on the CPU, where at these head sizes (D = 16-64, T <= 256) three batched
+    products beat PyTorch's CPU flash kernel (benchmarks/bench_probes.py, 2-core CPU:
+    1.5-2.5x on the attention of tiny-char and shakespeare-small, forward and backward).
+    """
+    pb, n_head, t, d = q.shape
+    mask = torch.full((t, t), float("-inf"), dtype=q.dtype, device=q.device).triu(1)  # (T, T)
+    flat = (pb * n_head, t, d)  # (P·B·H, T, D): one batched product for every head
+    scores = torch.baddbmm(  # (P·B·H, T, T), the mask added by the product itself
+        mask.expand(pb * n_head, t, t),
+        q.reshape(flat),
+        k.reshape(flat).transpose(1, 2),
+        alpha=1.0 / math.sqrt(d),
+    )
+    weights = scores.softmax(dim=-1)
+    if drop.active:
+        weights = drop(weights.view(n_pt, -1, n_head, t, t)).view(pb * n_head, t, t)
+    return torch.bmm(weights, v.reshape(flat)).view(pb, n_head, t, d)
 
 
 def gpt_loss(
@@ -134,7 +163,7 @@ def gpt_loss(
     t = x.shape[1]
     offsets = torch.arange(n_pt, device=x.device) * vocab  # row of point p's table in (P·V, C)
     tok = F.embedding(x[None] + offsets[:, None, None], wte.reshape(n_pt * vocab, c))
-    attn_drop = SharedDropout(cfg.attention_dropout, drop.generator)
+    attn_drop = drop.sharing(cfg.attention_dropout)
     h = drop(tok + p["wpe"][:, None, :t])  # (P, B, T, C)
     for i in range(cfg.n_layer):
         att = _attention(_layer_norm(h, p, f"h.{i}.ln_1"), p, f"h.{i}.attn", cfg.n_head, attn_drop)
@@ -190,6 +219,45 @@ def _accuracy(cfg: ModelConfig) -> Callable[[Params, torch.Tensor, torch.Tensor]
     return accuracy
 
 
+def step_flops(preset: Preset, n_in: int, n_out: int) -> StepFlops:
+    """FLOPs of one point's training step of the built-in GPT or MLP, from its shapes.
+
+    Matrix products only (a multiply-add is 2 FLOPs), as model FLOP utilisation counts
+    them (Chowdhery et al. 2022, PaLM, arXiv 2204.02311, App. B; nanoGPT's
+    ``estimate_mfu``); biases, norms, activations and the softmax are O(B·T·C) each and
+    left out. GPT with L blocks of width C, context T, batch B, vocabulary V = ``n_out``
+    and τ = B·T tokens::
+
+        forward  = 2·τ·(12·L·C² + V·C) + 4·L·B·T²·C
+        backward = 2 · forward
+
+    (per block: QKV 3C², projection C², MLP 4C² + 4C² weights, and QKᵀ and AV, 2·T²·C per
+    sequence each; the output head tied to the token embedding, V·C; the backward pass
+    multiplies every product's output gradient into both operands). MLP with widths
+    d_0 = ``n_in``, d_1 .. d_L = n_embd, d_{L+1} = ``n_out`` and batch B::
+
+        forward  = 2·B·Σ_i d_i·d_{i+1}
+        backward = 2 · forward − 2·B·d_0·d_1   (the inputs need no gradient)
+
+    optimizer = N · (elementwise FLOPs per parameter of the preset's stacked optimizer,
+    :func:`stabcli.probe.optim.elementwise_flops`), N the parameters of one point.
+    """
+    m, t = preset.model, preset.train
+    if m.kind == "gpt":
+        c, seq, tokens = m.n_embd, m.block_size, t.batch_size * m.block_size
+        forward = 2 * tokens * (12 * m.n_layer * c * c + n_out * c)
+        forward += 4 * m.n_layer * t.batch_size * seq * seq * c
+        backward = 2 * forward
+    elif m.kind == "mlp":
+        widths = [n_in, *[m.n_embd] * m.n_layer, n_out]
+        forward = 2 * t.batch_size * sum(a * b for a, b in itertools.pairwise(widths))
+        backward = 2 * forward - 2 * t.batch_size * widths[0] * widths[1]
+    else:
+        raise ValueError(f"step_flops counts the gpt and mlp models, not {m.kind!r}")
+    n_params = sum(s.numel for s in param_specs(m, n_in, n_out))
+    return StepFlops(forward, backward, n_params * elementwise_flops(t))
+
+
 def native_backend(preset: Preset, data: Dataset) -> ModelBackend:
     """The built-in GPT (text) or MLP (classes), natively batched over points."""
     cfg = preset.model
@@ -199,4 +267,5 @@ def native_backend(preset: Preset, data: Dataset) -> ModelBackend:
         initial=lambda: init_flat(specs, preset.train.seed, torch.float64),
         loss=loss_function(cfg),
         accuracy=_accuracy(cfg) if cfg.kind == "mlp" else None,
+        flops=step_flops(preset, data.n_in, data.n_out),
     )

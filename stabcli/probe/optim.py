@@ -29,10 +29,11 @@ point (a grid of learning rates and weight decays trains as points, like β and 
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -60,6 +61,8 @@ from stabcli.theory.update import bias_correction, one_minus_power
 MADA_START = {"beta3": 0.0, "rho": 1.0, "c": 1.0, "omega": 1.0}
 #: Lion's fixed betas inside MADA (the public optimizer's default).
 LION_BETAS = (0.9, 0.99)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -179,14 +182,15 @@ class LevelTable:
             eps=_device(eps, device, dtype)[:, :, None],
         )
 
-    def coeffs(self, n: int) -> LevelCoeffs:
-        """The kernel's coefficients at step n, each (P, 1)."""
+    def coeffs(self, n: int, copy: bool = False) -> LevelCoeffs:
+        """The kernel's coefficients at step n, each (P, 1): views of the tables, or copies."""
+        corr, eps = self.corr[n], self.eps[n]
         return LevelCoeffs(
             beta=self.beta,
             one_minus_beta=self.one_minus_beta,
             one_minus_gamma=self.one_minus_gamma,
-            corr=self.corr[n],
-            eps=self.eps[n],
+            corr=corr.clone() if copy else corr,
+            eps=eps.clone() if copy else eps,
         )
 
 
@@ -274,8 +278,7 @@ class _Stacked:
         """λ‖θ_n‖∞ (P,) under decoupled decay, before θ moves; None otherwise."""
         if not (self.decoupled and _nonzero(self.wd)):
             return None
-        norm = torch.abs(flat, out=scratch).amax(dim=1)  # (P,) ‖θ_n‖∞
-        return norm * (self.wd[:, 0] if isinstance(self.wd, Tensor) else self.wd)
+        return decay_term(flat, self.wd, scratch)
 
     def _apply(
         self,
@@ -287,25 +290,49 @@ class _Stacked:
         alive: Tensor,
         moments: Sequence[Tensor],
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Measure the step u (P, N) and take it: θ ← θ − η_n u for the live points.
+        """:func:`measure_and_step` with step n's learning rates."""
+        return measure_and_step(
+            flat, u, scratch, self.lr[n][:, None], loss, alive, moments, self.tiny
+        )
 
-        Returns (max_update, argmax, alive, underflow), each (P,). ``u`` and ``scratch`` are
-        overwritten. The exact bound holds in real arithmetic; in float32, the second moment
-        of a parameter whose gradient has vanished decays below the normal range (CPU
-        flush-to-zero makes it 0 at once) while m still holds the old gradient, and
-        m / (sqrt(v) + ε) then explodes past the bound. ``underflow`` marks points whose max
-        sits where one of ``moments`` (second moments, (P, N)) is below the normal range.
-        """
-        torch.abs(u, out=scratch)
-        max_update, argmax = scratch.max(dim=1)  # (P,), (P,); NaN and inf propagate
-        alive = alive & torch.isfinite(loss) & torch.isfinite(max_update)
-        u.mul_(self.lr[n][:, None])  # η_n (u_n + λθ_n)
-        u.masked_fill_(~alive[:, None], 0.0)  # frozen points: no step, no NaN
-        flat.sub_(u)
-        at = argmax[:, None]  # (P, 1)
-        low = [v.gather(1, at)[:, 0] < self.tiny for v in moments]  # (P,) each
-        underflow = low[0] if len(low) == 1 else torch.stack(low).any(dim=0)
-        return max_update, argmax, alive, underflow & (max_update > 0)
+
+def decay_term(flat: Tensor, wd: float | Tensor, scratch: Tensor) -> Tensor:
+    """λ‖θ_n‖∞ (P,) of θ_n (P, N); λ a float or (P, 1); ``scratch`` (P, N) is overwritten."""
+    norm = torch.abs(flat, out=scratch).amax(dim=1)  # (P,) ‖θ_n‖∞
+    return norm * (wd[:, 0] if isinstance(wd, Tensor) else wd)
+
+
+def measure_and_step(
+    flat: Tensor,
+    u: Tensor,
+    scratch: Tensor,
+    lr: Tensor,
+    loss: Tensor,
+    alive: Tensor,
+    moments: Sequence[Tensor],
+    tiny: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Measure the step u (P, N) and take it: θ ← θ − η_n u for the live points; ``lr``
+    (P, 1) is η_n.
+
+    Returns (max_update, argmax, alive, underflow), each (P,). ``scratch`` is overwritten.
+    The exact bound holds in real arithmetic; in float32, the second moment of a parameter
+    whose gradient has vanished decays below the normal range (CPU flush-to-zero makes it 0
+    at once) while m still holds the old gradient, and m / (sqrt(v) + ε) then explodes
+    past the bound. ``underflow`` marks points whose max sits where one of ``moments``
+    (second moments, (P, N)) is below ``tiny``, the dtype's smallest normal number.
+    """
+    torch.abs(u, out=scratch)
+    max_update, argmax = scratch.max(dim=1)  # (P,), (P,); NaN and inf propagate
+    alive = alive & torch.isfinite(loss) & torch.isfinite(max_update)
+    # θ ← θ − η_n (u_n + λθ_n), frozen points kept as they are (no step, no NaN): the mask
+    # and the step in two passes over (P, N) (a multiply, mask and subtract took three)
+    torch.where(alive[:, None], u, u.new_zeros(()), out=scratch)
+    flat.addcmul_(scratch, lr, value=-1.0)
+    at = argmax[:, None]  # (P, 1)
+    low = [v.gather(1, at)[:, 0] < tiny for v in moments]  # (P,) each
+    underflow = low[0] if len(low) == 1 else torch.stack(low).any(dim=0)
+    return max_update, argmax, alive, underflow & (max_update > 0)
 
 
 def _nonzero(wd: float | Tensor) -> bool:
@@ -330,8 +357,10 @@ class StackedKAdam(_Stacked):
         train: TrainConfig,
         weight_decay: np.ndarray,
         record_levels: bool = True,
+        compiled: bool = False,
     ) -> None:
         super().__init__(flat, train, lr, weight_decay)
+        self.compiled = compiled  # the update through torch.compile (fused loops)
         self.levels = list(levels)
         self.m = [torch.zeros_like(flat, dtype=self.dtype) for _ in levels]  # (P, N) each
         self.v = [torch.zeros_like(flat, dtype=self.dtype) for _ in levels]  # (P, N) each
@@ -344,24 +373,82 @@ class StackedKAdam(_Stacked):
     @torch.no_grad()
     def step(self, n: int, flat: Tensor, grad: Tensor, loss: Tensor, alive: Tensor) -> StepStats:
         """One step for all points; see :class:`StackedOptimizer`."""
-        u, a = self.tmp, self.tmp_abs
-        level_max: list[Tensor] | None = [] if self.record_levels else None
-        kadam_direction(
-            STACKED,
+        # compiled: step n's rows copied out of the tables, so that one graph serves every
+        # step (views at another offset of the tables would each be compiled again)
+        coeffs = [level.coeffs(n, copy=self.compiled) for level in self.levels]
+        lr = self.lr[n][:, None]  # (P, 1) η_n
+        if self.compiled:
+            lr = lr.clone()
+        update = _compiled(kadam_update) if self.compiled else kadam_update
+        stats = update(
+            flat,
             self._grad(grad),
             self.m,
             self.v,
-            [level.coeffs(n) for level in self.levels],
-            u,
-            theta=flat,
-            weight_decay=self.wd,
-            decoupled=self.decoupled,
-            level_max=level_max,
+            coeffs,
+            lr,
+            loss,
+            alive,
+            self.wd,
+            self.decoupled,
+            self.record_levels,
+            self.tiny,
+            self.tmp,
+            self.tmp_abs,
         )
-        wd_term = self._wd_term(flat, a)  # θ_n: it moves in _apply
-        max_update, argmax, new_alive, underflow = self._apply(n, flat, u, a, loss, alive, self.v)
-        extra = torch.stack(level_max) if level_max else None  # (k, P)
-        return StepStats(max_update, argmax, wd_term, new_alive, underflow, extra)
+        return StepStats(*stats)
+
+
+def kadam_update(
+    flat: Tensor,
+    grad: Tensor,
+    exp_avg: list[Tensor],
+    exp_avg_sq: list[Tensor],
+    coeffs: list[LevelCoeffs],
+    lr: Tensor,
+    loss: Tensor,
+    alive: Tensor,
+    wd: float | Tensor,
+    decoupled: bool,
+    record_levels: bool,
+    tiny: float,
+    u: Tensor,
+    scratch: Tensor,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor, Tensor | None]:
+    """k-Adam's step n for P points, in place on θ (``flat``) and the moments, as a pure
+    function of tensors (so ``torch.compile`` can fuse it into a few loops): the direction
+    (:func:`stabcli.optim.kernels.kadam_direction`), λ‖θ_n‖∞ under decoupled decay, then
+    :func:`measure_and_step` with η_n = ``lr`` (P, 1).
+
+    Returns the fields of :class:`StepStats` in order; ``u`` and ``scratch`` (P, N) are
+    overwritten.
+    """
+    level_max: list[Tensor] | None = [] if record_levels else None
+    kadam_direction(
+        STACKED,
+        grad,
+        exp_avg,
+        exp_avg_sq,
+        coeffs,
+        u,
+        theta=flat,
+        weight_decay=wd,
+        decoupled=decoupled,
+        level_max=level_max,
+    )
+    wd_term = decay_term(flat, wd, scratch) if decoupled and _nonzero(wd) else None  # θ_n
+    max_update, argmax, new_alive, underflow = measure_and_step(
+        flat, u, scratch, lr, loss, alive, exp_avg_sq, tiny
+    )
+    extra = torch.stack(level_max) if level_max else None  # (k, P)
+    return max_update, argmax, wd_term, new_alive, underflow, extra
+
+
+@functools.cache
+def _compiled(function: Callable[..., T]) -> Callable[..., T]:
+    """``torch.compile`` of a module-level update function, built once per process (its
+    graphs are cached by the shapes they saw; a second shape compiles a dynamic one)."""
+    return torch.compile(function)
 
 
 class StackedAdam(StackedKAdam):
@@ -375,6 +462,7 @@ class StackedAdam(StackedKAdam):
         train: TrainConfig,
         tables: AdamTables,
         weight_decay: np.ndarray | None = None,
+        compiled: bool = False,
     ) -> None:
         dev, dtype = flat.device, flat.dtype
         level = LevelTable(
@@ -385,7 +473,9 @@ class StackedAdam(StackedKAdam):
             eps=tables.eps[:, :, None],
         )
         wd = np.full(len(beta), train.weight_decay) if weight_decay is None else weight_decay
-        super().__init__(flat, [level], tables.lr, train, wd, record_levels=False)
+        super().__init__(
+            flat, [level], tables.lr, train, wd, record_levels=False, compiled=compiled
+        )
 
 
 # --- optimizers that learn their coefficients -------------------------------------------------
@@ -635,10 +725,15 @@ def check_start(train: TrainConfig, beta: np.ndarray, gamma: np.ndarray) -> None
 
 
 def make_optimizer(
-    train: TrainConfig, flat: Tensor, hypers: PointHypers, lr_host: np.ndarray
+    train: TrainConfig,
+    flat: Tensor,
+    hypers: PointHypers,
+    lr_host: np.ndarray,
+    compiled: bool = False,
 ) -> StackedOptimizer:
     """The stacked optimizer of ``train.optimizer`` for points ``hypers``; ``lr_host`` is the
-    (S, P) η_n table (:func:`lr_table`)."""
+    (S, P) η_n table (:func:`lr_table`). ``compiled``: Adam's and k-Adam's update through
+    ``torch.compile`` (HyperAdam and MADA run their kernels eagerly either way)."""
     dev, dtype = flat.device, flat.dtype
     lr = _device(lr_host, dev, dtype)
     if train.optimizer == "adam":
@@ -646,7 +741,9 @@ def make_optimizer(
         tables = AdamTables(
             lr=lr, lr_host=lr_host, corr=level.corr[:, :, 0], eps=level.eps[:, :, 0]
         )
-        return StackedAdam(flat, hypers.beta, hypers.gamma, train, tables, hypers.weight_decay)
+        return StackedAdam(
+            flat, hypers.beta, hypers.gamma, train, tables, hypers.weight_decay, compiled
+        )
     if train.optimizer == "kadam":
         built: dict[tuple[bytes, bytes], LevelTable] = {}  # the strategies repeat one level
         levels = []
@@ -655,7 +752,7 @@ def make_optimizer(
             if key not in built:
                 built[key] = LevelTable.build(train, beta_i, gamma_i, dev, dtype)
             levels.append(built[key])
-        return StackedKAdam(flat, levels, lr, train, hypers.weight_decay)
+        return StackedKAdam(flat, levels, lr, train, hypers.weight_decay, compiled=compiled)
     if train.optimizer == "hyperadam":
         return StackedHyperAdam(flat, train, lr, hypers)
     if train.optimizer == "mada":
@@ -672,6 +769,32 @@ def trace_columns(train: TrainConfig) -> tuple[str, ...]:
     if train.optimizer == "mada":
         return ("beta", "gamma", *MADA_COEFFICIENTS[2:])
     return ()
+
+
+def elementwise_flops(train: TrainConfig) -> int:
+    """Floating-point operations per parameter of one stacked-optimizer step, counted op by
+    op from the update (docs/theory.md §1, §6; :func:`kadam_update`).
+
+    Per level: m ← m + (1−γ)(x − m) 3, x² 1, v ← v + (1−β)(x² − v) 3, sqrt 1, + ε' 1,
+    ÷ 1, × corr_n 1 (11); k-Adam's recorded ‖u^{(i)}‖∞ 2 per level (|·|, max); then |u| 1,
+    max 1, the frozen-point mask 1 and θ − η·u 2 (5); weight decay: g + λθ (coupled) or
+    u + λθ and λ‖θ_n‖∞ (decoupled) 2 or 4. HyperAdam and MADA: Adam's count plus 4 per
+    learned coefficient (⟨g, ∂θ/∂q⟩ and the update of ∂θ/∂q, a multiply-add each): a
+    lower bound, their kernels' other terms are not counted.
+    """
+    decay = {"none": 0, "coupled": 2, "decoupled": 4}[train.weight_decay_mode]
+    if train.weight_decay == 0.0:
+        decay = 0
+    if train.optimizer == "kadam":
+        return (11 + 2) * train.k + 5 + decay
+    if train.optimizer in ("hyperadam", "mada"):
+        coefficients = (
+            HyperAdam.coefficients if train.optimizer == "hyperadam" else MADA.coefficients
+        )
+        rates = parse_hyper_lr(hyper_rates(train, coefficients), coefficients)
+        learned = sum(1 for rate in rates.values() if rate > 0.0)
+        return 11 + 5 + decay + 4 * learned
+    return 11 + 5 + decay
 
 
 def buffers_per_point(train: TrainConfig) -> int:

@@ -43,10 +43,25 @@ class ProbeSetup:
         model = build_model(self.preset, data)
         dtype, _ = resolve_dtype(self.preset, device)
         elem = torch.empty((), dtype=dtype).element_size()
-        values = data.train_x.size + data.test_x.size
         return estimate_memory(
-            self.preset, model.n_params, data.n_out, values, elem, model.activations
+            self.preset,
+            model.n_params,
+            data.n_out,
+            device_bytes(data, elem),
+            elem,
+            model.activations,
         )
+
+
+def device_bytes(data: Dataset, elem: int) -> int:
+    """Bytes ``data`` takes on the device as :class:`stabcli.probe.data.BatchStream` holds
+    it: token ids, labels and uint8 images as stored, float features in the probe's dtype
+    (``elem`` bytes a value)."""
+    inputs = [data.train_x, data.test_x]
+    floats = sum(a.size for a in inputs if a.dtype.kind == "f")
+    stored = sum(a.nbytes for a in inputs if a.dtype.kind != "f")
+    labels = sum(a.nbytes for a in (data.train_y, data.test_y) if a is not None)
+    return floats * elem + stored + labels
 
 
 def resolve_setup(preset: Preset, device: str | None = None) -> ProbeSetup:
