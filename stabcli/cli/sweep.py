@@ -185,7 +185,7 @@ def sweep(
         typer.Option(
             metavar="local|ray",
             help="Where batches run: this process, or a task per batch on a Ray cluster "
-            "(pip install 'stabcli[ray]').",
+            "(pip install 'stabcli\\[ray]').",
             rich_help_panel=EXECUTION,
         ),
     ] = "local",
