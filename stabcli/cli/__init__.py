@@ -16,6 +16,7 @@ import typer
 
 from stabcli import __version__
 from stabcli.cli import check as _check
+from stabcli.cli import kstudy as _kstudy
 from stabcli.cli import presets as _presets
 from stabcli.cli import report as _report
 from stabcli.cli import sweep as _sweep
@@ -83,6 +84,7 @@ def _root(
 
 app.command("check")(_check.check)
 app.command("sweep")(_sweep.sweep)
+app.command("kstudy")(_kstudy.kstudy)
 app.command("report")(_report.report)
 app.command("presets")(_presets.presets)
 
@@ -113,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StabcliError as err:
         code = _fail(_one_line(str(err)), err.exit_code)
     except NoArgsIsHelpError:  # the help is already on stdout
-        code = _fail("missing command: give one of check, sweep, report, presets", 2)
+        code = _fail("missing command: give one of check, sweep, kstudy, report, presets", 2)
     except ClickException as err:  # usage errors: bad values, unknown options, ...
         code = _fail(err.format_message().replace("\n", " "), 2)
     except typer.Exit as err:
