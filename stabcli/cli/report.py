@@ -88,6 +88,11 @@ def report(
         raise StabcliError(
             f"got {len(given)} run directories: give one, or --compare to compare several"
         )
+    from stabcli.report.load import is_kstudy
+
+    if given and is_kstudy(given[0]):
+        _kstudy(given[0], html, out, csv, markdown)
+        return
     from stabcli.report import get_summary, get_table, load_run, resolve_run_dir
 
     run = load_run(resolve_run_dir(given[0] if given else None))
@@ -115,6 +120,33 @@ def report(
         from stabcli.report.terminal import render_run
 
         render_run(run, Console())
+
+
+def _kstudy(
+    path: Path, html: bool, out: Path | None, csv: str | None, markdown: str | None
+) -> None:
+    """`stabcli report STUDY_DIR` on a k-study: best test accuracy against k per strategy
+    (HTML), the best-of-grid table (terminal, CSV, Markdown)."""
+    from stabcli.report.kstudy import kstudy_table, partial_note, write_kstudy_html
+    from stabcli.report.load import load_kstudy
+    from stabcli.report.summary import table_csv, table_markdown
+
+    data = load_kstudy(path)
+    if partial_note(data) and (html or out is not None or csv is not None or markdown):
+        typer.echo(f"stabcli: note: {partial_note(data)}", err=True)
+    if csv is not None:
+        _emit(csv, table_csv(kstudy_table(data)), "CSV table")
+    if markdown is not None:
+        _emit(markdown, table_markdown(kstudy_table(data)), "Markdown table")
+    if html or out is not None:
+        written = write_kstudy_html(data, out if out is not None else path / "report.html")
+        typer.echo(str(written), err="-" in (csv, markdown))
+    if not (html or out is not None or csv is not None or markdown is not None):
+        from rich.console import Console
+
+        from stabcli.report.kstudy import render_kstudy
+
+        render_kstudy(data, Console())
 
 
 def _compare(

@@ -19,6 +19,7 @@ import pandas as pd
 from stabcli.errors import StabcliError
 from stabcli.measure import MeasureSettings
 from stabcli.store import RunDir, find_latest_run
+from stabcli.store.kstudy import KStudyData, is_kstudy_dir, read_kstudy
 from stabcli.store.schema import (
     KADAM_POINT_COLUMNS,
     KADAM_TRACE_PREFIX,
@@ -312,6 +313,18 @@ def _normalize_records(
 def resolve_run_dir(run_dir: str | Path | None, root: str | Path = "runs") -> Path:
     """``run_dir`` itself, or the newest run under ``root`` when none is given."""
     return Path(run_dir) if run_dir is not None else find_latest_run(root)
+
+
+def is_kstudy(path: str | Path) -> bool:
+    """Whether ``path`` is a k-study directory (it holds kstudy.json), which the report
+    draws with :mod:`stabcli.report.kstudy` instead of as one run."""
+    return is_kstudy_dir(path)
+
+
+def load_kstudy(path: str | Path) -> KStudyData:
+    """A k-study directory read back: its sub-runs' progress and every finished point's
+    best test loss and accuracy (:func:`stabcli.store.kstudy.read_kstudy`)."""
+    return read_kstudy(path)
 
 
 def load_run(path: str | Path) -> RunData:

@@ -219,10 +219,20 @@ def best_per_point(points: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _read_subrun(study: Path, entry: SubRunEntry) -> tuple[SubRunStatus, pd.DataFrame]:
+def _grid_size(manifest: dict[str, Any]) -> int:
+    """Points per sub-run the manifest plans: its lr values × weight decays (0 if unknown)."""
+    settings = manifest[SETTINGS_KEY]
+    try:
+        return len(settings["lrs"]) * len(settings["weight_decays"])
+    except (TypeError, KeyError):
+        return 0
+
+
+def _read_subrun(study: Path, entry: SubRunEntry, grid: int) -> tuple[SubRunStatus, pd.DataFrame]:
     path = study / entry.name
     if not (path / "config.json").exists():
-        return SubRunStatus(entry, "missing", 0, 0), pd.DataFrame(columns=list(GRID_COLUMNS))
+        empty = pd.DataFrame(columns=list(GRID_COLUMNS))
+        return SubRunStatus(entry, "missing", grid, 0), empty
     run = RunDir.open(path)
     state = run.state()
     points = run.read_points()
@@ -243,8 +253,9 @@ def read_kstudy(path: str | Path) -> KStudyData:
     study = Path(path)
     manifest = read_manifest(study)
     statuses, frames = [], []
+    grid = _grid_size(manifest)
     for entry in subrun_entries(manifest):
-        status, rows = _read_subrun(study, entry)
+        status, rows = _read_subrun(study, entry, grid)
         statuses.append(status)
         if len(rows):
             frames.append(rows[list(GRID_COLUMNS)])
