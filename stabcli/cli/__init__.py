@@ -19,6 +19,7 @@ from stabcli.cli import check as _check
 from stabcli.cli import kstudy as _kstudy
 from stabcli.cli import presets as _presets
 from stabcli.cli import report as _report
+from stabcli.cli import reproduce as _reproduce
 from stabcli.cli import sweep as _sweep
 from stabcli.errors import SettingError, StabcliError
 
@@ -87,6 +88,7 @@ app.command("sweep")(_sweep.sweep)
 app.command("kstudy")(_kstudy.kstudy)
 app.command("report")(_report.report)
 app.command("presets")(_presets.presets)
+app.command("reproduce")(_reproduce.reproduce)
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -115,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StabcliError as err:
         code = _fail(_one_line(str(err)), err.exit_code)
     except NoArgsIsHelpError:  # the help is already on stdout
-        code = _fail("missing command: give one of check, sweep, kstudy, report, presets", 2)
+        code = _fail(
+            "missing command: give one of check, sweep, kstudy, report, presets, reproduce", 2
+        )
     except ClickException as err:  # usage errors: bad values, unknown options, ...
         code = _fail(err.format_message().replace("\n", " "), 2)
     except typer.Exit as err:

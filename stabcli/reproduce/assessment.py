@@ -2,19 +2,22 @@
 measured here, and whether the claim held.
 
 Each analysis in this package takes a ``scale`` ("cpu", the default: minutes on a 2-core
-CPU; "test": a seconds-long reduced form for CI) and returns a frozen dataclass of the
+CPU; "test": a seconds-long reduced form for CI; "paper": the paper's own setup, arXiv
+2411.05746 App. H, where the analysis has one) and returns a frozen dataclass of the
 numbers its figure plots, with an :class:`Assessment`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from stabcli.errors import StabcliError
 
-Scale = Literal["cpu", "test"]
-SCALES: tuple[Scale, ...] = ("cpu", "test")
+Scale = Literal["cpu", "paper", "test"]
+SCALES: tuple[Scale, ...] = ("cpu", "paper", "test")
+_Plan = TypeVar("_Plan")
 
 
 @dataclass(frozen=True)
@@ -39,3 +42,13 @@ def check_scale(scale: str) -> Scale:
         if scale == known:
             return known
     raise StabcliError(f"unknown scale {scale!r}; expected one of: {', '.join(SCALES)}")
+
+
+def plan_for(plans: Mapping[Scale, _Plan], scale: str, what: str) -> _Plan:
+    """The plan of ``scale`` among an analysis's ``plans``; a scale it has no plan for (e.g.
+    "paper" for an analysis with no paper-sized setup) is a one-line :class:`StabcliError`."""
+    known = check_scale(scale)
+    if known not in plans:
+        have = ", ".join(plans)
+        raise StabcliError(f"{what} has no {known!r} scale here; it runs at: {have}")
+    return plans[known]

@@ -33,7 +33,7 @@ import numpy as np
 from stabcli.measure import measure_points
 from stabcli.measure.fit import window_fits
 from stabcli.measure.power import GrowthShape, PowerLaw
-from stabcli.reproduce.assessment import Assessment, Scale, check_scale
+from stabcli.reproduce.assessment import Assessment, Scale, plan_for
 from stabcli.theory import exact, paper
 from stabcli.theory.update import bias_correction
 
@@ -131,7 +131,7 @@ def simulate_max_update(
 
 def boundary_figure(scale: str = "cpu", *, seed: int = 0) -> BoundaryFigure:
     """Simulate every (boundary, β, sequence), measure it, and assess App. F (module doc)."""
-    plan = _PLANS[check_scale(scale)]
+    plan = plan_for(_PLANS, scale, "Figure 5's simulation")
     s = plan.steps
     n = np.arange(s)
     rows = [

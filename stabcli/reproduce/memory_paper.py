@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stabcli.reproduce.assessment import Assessment, Scale, check_scale
+from stabcli.reproduce.assessment import Assessment, Scale, plan_for
 from stabcli.theory.exact import exact_stable
 from stabcli.theory.memory import memory_coefficient
 
@@ -241,7 +241,7 @@ def memoryless_figure(
     scale: str = "cpu", *, eps: float = 1e-6, weight_decay: float = 0.1, seed: int = 0
 ) -> MemorylessFigure:
     """Adam, its memoryless iteration and sign descent for each h of the scale (module doc)."""
-    plan = _FIGURE1[check_scale(scale)]
+    plan = plan_for(_FIGURE1, scale, "the memory paper's Figure 1")
     problem, theta0 = synthetic_problem(plan.n_samples, seed)
     beta, gamma, lam = plan.beta, plan.gamma, weight_decay
     settings = MemSettings(beta, gamma, eps, lam)
@@ -417,7 +417,7 @@ def generalization_figure(
 
     from stabcli.reproduce.trajectory import flat_model
 
-    plan = _FIGURE2[check_scale(scale)]
+    plan = plan_for(_FIGURE2, scale, "the memory paper's Figure 2")
     points = [(b, plan.fixed_gamma, "beta") for b in plan.beta_sweep]
     points += [(plan.fixed_beta, g, "gamma") for g in plan.gamma_sweep]
     models = [flat_model("mlp-synthetic", seed=s, **plan.overrides) for s in plan.seeds]

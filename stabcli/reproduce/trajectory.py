@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stabcli.reproduce.assessment import Assessment, Scale, check_scale
+from stabcli.reproduce.assessment import Assessment, Scale, plan_for
 from stabcli.theory.ode import OdeSettings, solve_adam_ode
 
 if TYPE_CHECKING:
@@ -204,6 +204,8 @@ class _Plan:
 _PLANS: dict[Scale, _Plan] = {
     "cpu": _Plan(steps=100, substeps=100, n_params=16),  # App. K: 100 iterations, K = 100, 16
     "test": _Plan(steps=20, substeps=100, n_params=8),
+    # App. K's sizes, as "cpu"; the paper's model is the caller's preset (nanogpt-shakespeare)
+    "paper": _Plan(steps=100, substeps=100, n_params=16),
 }
 
 
@@ -220,7 +222,7 @@ def trajectory_figure(
     """Run discrete Adam and eq. (4) side by side (module docstring) and assess App. K."""
     import torch
 
-    plan = _PLANS[check_scale(scale)]
+    plan = plan_for(_PLANS, scale, "Figure 9's trajectory")
     model = flat_model(preset, steps=max(plan.steps, 1))
     train = model.preset.train
     wd = train.weight_decay if train.weight_decay_mode != "none" else 0.0

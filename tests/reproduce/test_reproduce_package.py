@@ -14,10 +14,20 @@ from stabcli.reproduce import Assessment, check_scale
 
 
 def test_scales_and_a_one_line_error_for_others() -> None:
-    assert check_scale("cpu") == "cpu" and check_scale("test") == "test"
+    assert [check_scale(s) for s in ("cpu", "paper", "test")] == ["cpu", "paper", "test"]
     with pytest.raises(StabcliError) as err:
-        check_scale("paper")
-    assert str(err.value) == "unknown scale 'paper'; expected one of: cpu, test"
+        check_scale("huge")
+    assert str(err.value) == "unknown scale 'huge'; expected one of: cpu, paper, test"
+
+
+@pytest.mark.parametrize(
+    "analysis", ["boundary_figure", "memoryless_figure", "generalization_figure"]
+)
+def test_an_analysis_without_a_paper_setup_refuses_the_paper_scale(analysis) -> None:
+    with pytest.raises(StabcliError) as err:
+        getattr(reproduce, analysis)("paper")
+    assert "has no 'paper' scale here; it runs at: cpu, test" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize(
