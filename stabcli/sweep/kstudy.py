@@ -5,7 +5,8 @@ For every k of the study and every strategy (paper Section 4.2, App. P; docs/the
 at one base pair (β, γ), and each (k, strategy) keeps its best grid point. η and λ are
 per-point scalars like β and γ, so a grid is one vectorized sweep
 (:class:`stabcli.probe.ProbePoint`). k = 1 is Adam (AdamW under decoupled weight decay;
-k-Adam with one level is Adam, App. Q) and is trained once, not once per strategy.
+k-Adam with one level is Adam, docs/theory.md §6) and is trained once, not once per
+strategy.
 
 The study is one directory (:mod:`stabcli.store.kstudy`): a manifest ``kstudy.json`` and one
 ordinary sweep run directory per (k, strategy), each planned and run by
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -329,8 +330,6 @@ def plan_kstudy(request: KStudyRequest) -> KStudyPlan:
 
 def _placed(plan: SweepPlan, out: Path) -> SweepPlan:
     """The sweep plan with its run directory inside the study."""
-    from dataclasses import replace
-
     return replace(plan, out=out, request=replace(plan.request, out=out))
 
 
