@@ -5,13 +5,12 @@ bests read back against the evals files themselves."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from kstudy_helpers import tiny_preset, tiny_request
+from kstudy_helpers import tiny_request
 
 import stabcli.probe
 from stabcli.errors import StabcliError
@@ -198,7 +197,6 @@ def test_a_partial_study_reads_back_as_partial(tmp_path: Path) -> None:
 def test_kstudy_end_to_end_on_cnn_synthetic(tmp_path: Path) -> None:
     """The paper's k-study in shape on the embedded CNN preset: k = 1..3, two strategies,
     two learning rates, a short App. H schedule; every (k, strategy) learns something."""
-    started = os.times().elapsed
     request = KStudyRequest(
         load_preset("cnn-synthetic"),
         ks=(1, 2, 3),
@@ -221,5 +219,3 @@ def test_kstudy_end_to_end_on_cnn_synthetic(tmp_path: Path) -> None:
         assert best.lr in (1e-3, 3e-3) and best.weight_decay == 0.0
         assert best.best_test_accuracy > 0.1  # better than chance on 10 classes
     assert not read_kstudy(tmp_path / "study").is_partial
-    assert os.times().elapsed - started < 120
-    assert tiny_preset().name == "cnn-synthetic"
