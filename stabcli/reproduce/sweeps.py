@@ -252,7 +252,7 @@ def assess_slopes(f: SlopeFacts) -> Assessment:
     )
     if f.minus_growing == 0:
         return Assessment(SLOPES_CLAIM, measured, None)
-    held = f.plus_growing == 0 and f.paper_error <= RATE_TOLERANCE
+    held = bool(f.plus_growing == 0 and f.paper_error <= RATE_TOLERANCE)
     return Assessment(SLOPES_CLAIM, measured, held)
 
 
@@ -388,9 +388,8 @@ def assess_normal_loss(f: LossFacts) -> Assessment:
     )
     if not math.isfinite(f.rank_c_early):
         return Assessment(NORMAL_LOSS_CLAIM, measured, None)
-    held = f.rank_c_early < 0 and (
-        f.n_minus == 0 or (math.isfinite(f.minus_best) is False or f.minus_best > f.plus_median)
-    )
+    b_minus_worse = not math.isfinite(f.minus_best) or f.minus_best > f.plus_median
+    held = bool(f.rank_c_early < 0 and (f.n_minus == 0 or b_minus_worse))
     return Assessment(NORMAL_LOSS_CLAIM, measured, held)
 
 
@@ -404,7 +403,7 @@ def assess_level_loss(f: LossFacts) -> Assessment:
     )
     if not math.isfinite(f.rank_beta_early):
         return Assessment(LEVEL_LOSS_CLAIM, measured, None)
-    return Assessment(LEVEL_LOSS_CLAIM, measured, f.rank_beta_early < 0)
+    return Assessment(LEVEL_LOSS_CLAIM, measured, bool(f.rank_beta_early < 0))
 
 
 def _test_loss(ctx: FigureContext, key: str, level: bool) -> FigureOutcome:
@@ -532,7 +531,7 @@ def assess_annealing(points: Sequence[AnnealPoint], reference_loss: float) -> As
         return Assessment(ANNEAL_CLAIM, measured, None)
     no_growth = all(s <= STEP_GROWTH_TOL for s in slopes)
     worse = all(math.isfinite(v) and v > reference_loss for v in losses)
-    return Assessment(ANNEAL_CLAIM, measured, no_growth and worse)
+    return Assessment(ANNEAL_CLAIM, measured, bool(no_growth and worse))
 
 
 def annealing_figure(ctx: FigureContext) -> FigureOutcome:
