@@ -35,6 +35,9 @@ class ModelConfig:
     # run (much faster on a GPU): a nonzero one needs explicit attention to share its masks
     attn_dropout: float | None = None
     bias: bool = True  # biases in linear layers and LayerNorms
+    # gpt: qk-norm, queries and keys scaled to norm √D per head before QKᵀ (no learned gain);
+    # the loss is then invariant to scaling each query/key matrix (arXiv 2411.05746 §4.1)
+    qk_norm: bool = False
     init_std: float = 0.02  # std of the normal init of weights, as nanoGPT
     # your own model: "package.module:function" returning (model, batches, loss_fn)
     factory: str | None = None
@@ -149,6 +152,8 @@ class Preset:
         """Every setting as plain JSON types (fingerprints runs; saved in config.json)."""
         table = dataclasses.asdict(self)
         table["model"]["python_path"] = list(self.model.python_path)
+        if not self.model.qk_norm:  # runs made before qk_norm existed keep their fingerprint
+            del table["model"]["qk_norm"]
         return table
 
 
@@ -234,6 +239,7 @@ def validate(preset: Preset) -> None:
         ("model.dropout", 0.0 <= m.dropout < 1.0, "in [0, 1)"),
         ("model.attn_dropout", m.attn_dropout is None or 0.0 <= m.attn_dropout < 1.0, "in [0, 1)"),
         ("model.init_std", m.init_std > 0, "> 0"),
+        ("model.qk_norm", not m.qk_norm or m.kind == "gpt", "false unless model.kind = 'gpt'"),
         ("data.corpus_seed", 0 <= d.corpus_seed < 2**64, "in [0, 2**64)"),
         (
             "data.corpus_chars",

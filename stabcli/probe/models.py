@@ -16,6 +16,20 @@ dropout is active attention is computed explicitly (softmax(QKᵀ/√D) with a s
 without it (evaluation, or ``attn_dropout = 0``) the fused kernel runs on accelerators. On
 the CPU attention is always explicit: three batched products are faster there than the
 CPU flash kernel at these head sizes.
+
+qk-norm (``model.qk_norm``) is the scale-invariant attention of arXiv 2411.05746 §4.1 and
+App. G ("qk-norm [7, 8] enabled, such that the loss is scale invariant under each query and
+key matrix"; [7] Dehghani et al. 2023, arXiv 2302.05442, LayerNorm on queries and keys):
+per head, q and k are divided by their Euclidean norm over the head's D channels and the
+logits are scaled by √D instead of 1/√D,
+
+    scores = √D · ⟨q, k⟩ / (‖q‖ ‖k‖) = ⟨q̂, k̂⟩ / √D,   q̂ = √D q/‖q‖,  k̂ = √D k/‖k‖,
+
+i.e. q̂ and k̂ are RMS-normalised (root mean square 1, as a LayerNorm at its initial gain,
+without centring, learned gain or ε inside the root). No parameter is added, so the flat
+layout is unchanged. The logits depend on a layer's W_q (W_k) only through the directions
+of each head's queries (keys): the loss is invariant under W ↦ αW, α > 0, of each matrix,
+and of each head's block of columns (with biases, of (W_q, b_q) together).
 """
 
 from __future__ import annotations
@@ -44,6 +58,7 @@ __all__ = [
     "ParamSpec",
     "Params",
     "SharedDropout",
+    "fused_attention",
     "init_flat",
     "loss_function",
     "native_backend",
@@ -109,30 +124,53 @@ def _layer_norm(x: torch.Tensor, p: Params, name: str) -> torch.Tensor:
     return y if bias is None else y + bias[:, None, None, :]
 
 
+def fused_attention(drop: SharedDropout, device: torch.device) -> bool:
+    """Whether attention runs PyTorch's fused kernel: not while attention dropout is active
+    (its mask must be shared by the points) and not on the CPU (module docstring)."""
+    return not drop.active and device.type != "cpu"
+
+
 def _attention(
-    x: torch.Tensor, p: Params, name: str, n_head: int, drop: SharedDropout
+    x: torch.Tensor,
+    p: Params,
+    name: str,
+    n_head: int,
+    drop: SharedDropout,
+    qk_norm: bool = False,
 ) -> torch.Tensor:
-    """Causal self-attention; x (P, B, T, C) -> (P, B, T, C)."""
+    """Causal self-attention, with qk-norm if asked (module docstring); x (P, B, T, C) ->
+    (P, B, T, C)."""
     n_pt, b, t, c = x.shape
+    d = c // n_head
     q, k, v = _linear(x, p, f"{name}.c_attn").split(c, dim=-1)  # 3 x (P, B, T, C)
 
     def heads(z: torch.Tensor) -> torch.Tensor:  # -> (P·B, H, T, D): points folded into batch
-        return z.reshape(n_pt * b, t, n_head, c // n_head).transpose(1, 2)
+        return z.reshape(n_pt * b, t, n_head, d).transpose(1, 2)
 
-    if drop.active or x.device.type == "cpu":
-        y = _explicit_attention(heads(q), heads(k), heads(v), drop, n_pt)
+    qh, kh = heads(q), heads(k)  # (P·B, H, T, D) each
+    scale = None  # the kernels' own 1/√D
+    if qk_norm:  # q/‖q‖ and k/‖k‖ per head, logits × √D: ⟨q̂, k̂⟩/√D with ‖q̂‖ = ‖k̂‖ = √D
+        qh, kh = F.normalize(qh, dim=-1), F.normalize(kh, dim=-1)
+        scale = math.sqrt(d)
+    if fused_attention(drop, x.device):
+        y = F.scaled_dot_product_attention(qh, kh, heads(v), is_causal=True, scale=scale)
     else:
-        y = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), is_causal=True)
+        y = _explicit_attention(qh, kh, heads(v), drop, n_pt, scale)
     y = y.transpose(1, 2).reshape(n_pt, b, t, c)  # (P, B, T, C)
     return _linear(y, p, f"{name}.c_proj")
 
 
 def _explicit_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, drop: SharedDropout, n_pt: int
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    drop: SharedDropout,
+    n_pt: int,
+    scale: float | None = None,
 ) -> torch.Tensor:
-    """softmax(QKᵀ/√D + M) V with M = −∞ above the diagonal (causal), and nanoGPT's
-    attention dropout on the weights with one mask shared by all points; q, k, v
-    (P·B, H, T, D) -> (P·B, H, T, D).
+    """softmax(s·QKᵀ + M) V with s = ``scale`` (None: 1/√D) and M = −∞ above the diagonal
+    (causal), and nanoGPT's attention dropout on the weights with one mask shared by all
+    points; q, k, v (P·B, H, T, D) -> (P·B, H, T, D).
 
     Used while attention dropout is active (a fused kernel cannot share its mask across
     points) and on the CPU, where at these head sizes (D = 16-64, T <= 256) three batched
@@ -146,7 +184,7 @@ def _explicit_attention(
         mask.expand(pb * n_head, t, t),
         q.reshape(flat),
         k.reshape(flat).transpose(1, 2),
-        alpha=1.0 / math.sqrt(d),
+        alpha=1.0 / math.sqrt(d) if scale is None else scale,
     )
     weights = scores.softmax(dim=-1)
     if drop.active:
@@ -166,7 +204,9 @@ def gpt_loss(
     attn_drop = drop.sharing(cfg.attention_dropout)
     h = drop(tok + p["wpe"][:, None, :t])  # (P, B, T, C)
     for i in range(cfg.n_layer):
-        att = _attention(_layer_norm(h, p, f"h.{i}.ln_1"), p, f"h.{i}.attn", cfg.n_head, attn_drop)
+        att = _attention(
+            _layer_norm(h, p, f"h.{i}.ln_1"), p, f"h.{i}.attn", cfg.n_head, attn_drop, cfg.qk_norm
+        )
         h = h + drop(att)
         a = F.gelu(_linear(_layer_norm(h, p, f"h.{i}.ln_2"), p, f"h.{i}.mlp.c_fc"))
         h = h + drop(_linear(a, p, f"h.{i}.mlp.c_proj"))
@@ -224,9 +264,9 @@ def step_flops(preset: Preset, n_in: int, n_out: int) -> StepFlops:
 
     Matrix products only (a multiply-add is 2 FLOPs), as model FLOP utilisation counts
     them (Chowdhery et al. 2022, PaLM, arXiv 2204.02311, App. B; nanoGPT's
-    ``estimate_mfu``); biases, norms, activations and the softmax are O(B·T·C) each and
-    left out. GPT with L blocks of width C, context T, batch B, vocabulary V = ``n_out``
-    and τ = B·T tokens::
+    ``estimate_mfu``); biases, norms (qk-norm's too), activations and the softmax are
+    O(B·T·C) each and left out. GPT with L blocks of width C, context T, batch B,
+    vocabulary V = ``n_out`` and τ = B·T tokens::
 
         forward  = 2·τ·(12·L·C² + V·C) + 4·L·B·T²·C
         backward = 2 · forward
