@@ -55,7 +55,8 @@ class Figure:
     title: str
     paper_ref: str  # paper (arXiv id), section, figure, equation
     claim: str  # the paper's claim in one sentence (the assessment states it in full)
-    cpu_minutes: float  # measured wall time of ``--scale cpu`` on a 2-core CPU
+    cpu_minutes: float  # wall time of ``--scale cpu`` on a shared 2-core CPU (measured;
+    # fig4, fig6-7, mada-fig8, fig11, fig12: estimated from runs of the same size)
     needs_gpu_at_paper: bool  # the paper's setup trains nanoGPT or a CIFAR-10 CNN
     module: str  # the module holding the runner, imported when the figure runs
     function: str  # its runner: FigureContext -> FigureOutcome
@@ -94,7 +95,7 @@ FIGURES: tuple[Figure, ...] = (
         f"{_CT} §3.1, Figure 1, App. E",
         "Normal curves γ³ + 2β³ = k cross the level curves C = c at right angles; "
         "B+ = {C > 0} is the bounded region.",
-        0.01,
+        0.02,
         False,
         "stabcli.reproduce.plane",
         "plane_figure",
@@ -104,7 +105,7 @@ FIGURES: tuple[Figure, ...] = (
         "Max-update and its slope along the normal curve through (0.999, 0.9)",
         f"{_CT} §3.2, Figure 2, eq. (5)",
         "Updates stay bounded in B+ and grow exponentially in B− at the rate |C|/2.",
-        5.0,
+        5.3,
         True,
         _SWEEPS,
         "slopes_figure",
@@ -114,7 +115,7 @@ FIGURES: tuple[Figure, ...] = (
         "Test loss along the normal curve through (0.999, 0.9)",
         f"{_CT} §3.2, Figure 3",
         "Larger C generalizes faster; all B+ points end near the same test loss; B− is worse.",
-        4.0,
+        5.2,
         True,
         _SWEEPS,
         "test_loss_normal_figure",
@@ -180,7 +181,7 @@ FIGURES: tuple[Figure, ...] = (
         "Test loss along the normal curve through (0.95, 0.9)",
         f"{_CT} App. N, Figure 11",
         "As Figure 3: along this normal curve too, larger C generalizes faster.",
-        4.0,
+        5.2,
         True,
         _SWEEPS,
         "test_loss_normal_095_figure",
@@ -190,7 +191,7 @@ FIGURES: tuple[Figure, ...] = (
         "Test loss along the level curve through (0.999, 0.9)",
         f"{_CT} App. N, Figure 12",
         "Along a level curve, points nearer the origin (smaller β) generalize more slowly.",
-        4.0,
+        5.2,
         True,
         _SWEEPS,
         "test_loss_level_figure",
@@ -201,7 +202,7 @@ FIGURES: tuple[Figure, ...] = (
         f"{_CT} App. O, Figure 13, eq. (15)",
         "η_n = η0·exp(−n|C|/2) removes the growth of the step, but is too strong: "
         "steps become tiny and generalization is poor.",
-        3.0,
+        4.4,
         True,
         _SWEEPS,
         "annealing_figure",
