@@ -136,6 +136,9 @@ class BatchSource(Protocol):
 LossFn = Callable[[Params, torch.Tensor, torch.Tensor, SharedDropout], torch.Tensor]
 #: accuracy(params, inputs, targets) -> (P,) fraction of correct predictions per point.
 AccuracyFn = Callable[[Params, torch.Tensor, torch.Tensor], torch.Tensor]
+#: evaluate(params, inputs, targets) -> ((P,) loss, (P,) accuracy) from one forward pass
+#: without dropout: a classifier's evaluation, which would otherwise compute its logits twice.
+EvalFn = Callable[[Params, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def noise_shapes(
@@ -172,6 +175,7 @@ class ModelBackend:
     initial: Callable[[], torch.Tensor]
     loss: LossFn
     accuracy: AccuracyFn | None = None  # classification models: test accuracy at evaluations
+    evaluate: EvalFn | None = None  # loss and accuracy in one forward (used at evaluations)
     # its own batches (a factory's), built for a device and dtype; None: the preset's data
     stream: Callable[[torch.device, torch.dtype], BatchSource] | None = None
     activations: int | None = None  # elements kept for backward per point (memory estimate)

@@ -418,11 +418,17 @@ def _train_batch(
         with torch.no_grad(), forward.amp():
             params = unflatten(flat, specs)
             batches = [stream.test_batch(k) for k in range(t.eval_batches)]
-            loss = sum(loss_fn(params, x, y, no_drop) for x, y in batches) / t.eval_batches
             accuracy = None
-            if model.accuracy is not None:
-                correct = sum(model.accuracy(params, x, y) for x, y in batches)
+            if model.evaluate is not None:  # one forward per batch for loss and accuracy
+                pairs = [model.evaluate(params, x, y) for x, y in batches]
+                loss = sum(pair[0] for pair in pairs) / t.eval_batches
+                correct = sum(pair[1] for pair in pairs)
                 accuracy = torch.where(alive, correct / t.eval_batches, torch.nan)
+            else:
+                loss = sum(loss_fn(params, x, y, no_drop) for x, y in batches) / t.eval_batches
+                if model.accuracy is not None:
+                    correct = sum(model.accuracy(params, x, y) for x, y in batches)
+                    accuracy = torch.where(alive, correct / t.eval_batches, torch.nan)
         rec.store_eval(n, torch.where(alive, loss, torch.nan), accuracy)
 
     flushed = 0

@@ -126,6 +126,24 @@ def test_logits_and_accuracy_match_a_plain_torch_nn_network(case: str) -> None:
             torch.testing.assert_close(accuracy[p], correct)
 
 
+@pytest.mark.parametrize("case", [c for c in CASES if CASES[c][4] == 0.0])
+def test_evaluate_gives_the_plain_networks_loss_and_accuracy_in_one_pass(case: str) -> None:
+    """The evaluation's single forward (loss and accuracy together) against the plain
+    torch.nn network's cross-entropy and argmax accuracy, point by point."""
+    _preset, model, flat, x, y = _setup(case)
+    params = unflatten(flat, model.specs)
+    assert model.evaluate is not None
+    with torch.no_grad():
+        loss, accuracy = model.evaluate(params, x, y)  # (P,), (P,)
+        for p in range(N_POINTS):
+            n_layer, _, bias, _, _ = CASES[case]
+            expected = _torch_nn({k: v[p] for k, v in params.items()}, n_layer, bias)(x)
+            want_loss = nn.functional.cross_entropy(expected, y)
+            torch.testing.assert_close(loss[p], want_loss, rtol=1e-12, atol=1e-13)
+            correct = (expected.argmax(dim=1) == y).double().mean()
+            torch.testing.assert_close(accuracy[p], correct)
+
+
 def test_parameters_and_initialisation() -> None:
     """He-normal convolutions (std sqrt(2 / (9 C_in))), head std 1/sqrt(F), zero biases; the
     same seed gives the same weights, another seed other weights."""
