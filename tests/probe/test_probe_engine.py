@@ -237,7 +237,7 @@ def test_auto_points_per_batch_covers_all_points() -> None:
 
 
 def test_parameter_names_are_readable_and_tied() -> None:
-    cfg = load_preset("tiny-char").model
+    cfg = load_preset("tiny-char").with_overrides(n_layer=2).model
     names = [s.name for s in param_specs(cfg, 69, 69)]
     assert names[:4] == ["wte", "wpe", "h.0.ln_1.weight", "h.0.ln_1.bias"]
     assert "h.1.attn.c_attn.weight" in names and "h.1.mlp.c_proj.bias" in names

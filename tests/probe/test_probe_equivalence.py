@@ -18,7 +18,18 @@ POINTS = [(0.999, 0.9), (0.95, 0.99), (0.6, 0.8)]  # (β, γ): B+, B− near (1,
 
 CASES = {
     "adam-gpt": ("tiny-char", {}),
-    "adamw-decoupled-gpt": ("tiny-char", {"weight_decay_mode": "decoupled", "weight_decay": 0.1}),
+    "adamw-decoupled-gpt": (
+        "tiny-char",
+        # 2 layers, batch 16, lr 1e-3: at the preset's own lr the key bias (zero true
+        # gradient) holds the max-update with rounding noise no two implementations share
+        {
+            "weight_decay_mode": "decoupled",
+            "weight_decay": 0.1,
+            "n_layer": 2,
+            "batch_size": 16,
+            "lr": 1e-3,
+        },
+    ),
     "adam-coupled-gpt": ("tiny-char", {"weight_decay_mode": "coupled", "weight_decay": 0.1}),
     "adam-gpt-dropout": ("tiny-char", {"dropout": 0.2}),
     "adam-gpt-dropout-fused-attention": ("tiny-char", {"dropout": 0.2, "attn_dropout": 0.0}),

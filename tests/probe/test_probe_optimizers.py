@@ -229,7 +229,10 @@ HYPER_CASES: dict[str, tuple[str, dict[str, Any]]] = {
         "mlp-synthetic",
         {"optimizer": "mada", "weight_decay_mode": "coupled", "weight_decay": 0.5},
     ),
-    "mada-gpt": ("tiny-char", {"optimizer": "mada", "steps": 15}),
+    "mada-gpt": (  # the earlier tiny-char: see test_probe_equivalence's adamw-decoupled-gpt
+        "tiny-char",
+        {"optimizer": "mada", "steps": 15, "n_layer": 2, "batch_size": 16, "lr": 1e-3},
+    ),
 }
 
 
