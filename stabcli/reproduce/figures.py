@@ -146,8 +146,8 @@ FIGURES: tuple[Figure, ...] = (
         "fig6-7",
         "The meta-adaptive effect and qk-norm",
         f"{_CT} §4.1, Figures 6-7",
-        "Under qk-norm the loss is invariant to scaling each query/key matrix, and W_m "
-        "aligns with past gradients.",
+        "Under qk-norm the loss is invariant to scaling each query/key matrix, W_m is "
+        "nearly orthogonal to past gradients (App. G), and ‖W‖² follows eq. (8).",
         3.0,
         True,
         _ADAPTERS,
