@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from stabcli import __version__
-from stabcli.errors import StabcliError
 from stabcli.report._display import empty_figure
 from stabcli.store.kstudy import ADAM, KStudyData, best_of_grid
 
@@ -214,26 +213,22 @@ def render_kstudy(data: KStudyData, console: Console) -> None:
 # ------------------------------------------------------------------------------- page
 def render_kstudy_html(data: KStudyData) -> str:
     """The study's report page: header, partial banner, the figure and both tables."""
-    from plotly.offline import get_plotlyjs
-
-    from stabcli.report.page import PLOT_CONFIG, SORTER, STYLE, table_html
+    from stabcli.report.page import SORTER, Section, page_head, section_html, table_html
 
     settings = data.manifest.get("settings", {})
     base = settings.get("base") or [math.nan, math.nan]
-    title = f"stabcli k-study: {data.manifest.get('preset_name', '')}"
-    figure = plot_kstudy(_get_kstudy_info(data)).to_html(
-        full_html=False,
-        include_plotlyjs=False,
-        include_mathjax=False,
-        div_id="fig-kstudy",
-        config=PLOT_CONFIG,
-        default_height="560px",
+    figure = Section(
+        key="kstudy",
+        heading="Best test accuracy against k",
+        caption="For every k and strategy (paper App. P), the highest test accuracy reached "
+        "over the run by the best point of the lr × weight decay grid; k = 1 (Adam/AdamW, the "
+        "same for every strategy) is the star and the dotted line. Warm-up, then cosine decay "
+        "to lr/10 (App. H).",
+        figure=plot_kstudy(_get_kstudy_info(data)),
+        height=560,
     )
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style>",
-        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
+    parts = page_head(f"stabcli k-study: {data.manifest.get('preset_name', '')}")
+    parts += [
         f"<p>Study directory <code>{html.escape(str(data.path))}</code> · stabcli "
         f"{__version__} · base (β, γ) = ({base[0]:g}, {base[1]:g}), i.e. torch betas=("
         f"{base[1]:g}, {base[0]:g}); β = torch beta2, γ = torch beta1.</p>",
@@ -242,11 +237,7 @@ def render_kstudy_html(data: KStudyData) -> str:
     if note:
         parts.append(f"<p class='banner' id='partial'>{html.escape(note)}</p>")
     parts += [
-        f"<figure><h2>Best test accuracy against k</h2>{figure}<figcaption>For every k and "
-        "strategy (paper App. P), the highest test accuracy reached over the run by the best "
-        "point of the lr × weight decay grid; k = 1 (Adam/AdamW, the same for every strategy) "
-        "is the star and the dotted line. Warm-up, then cosine decay to lr/10 (App. H)."
-        "</figcaption></figure>",
+        section_html(figure),
         "<h2>Best grid point per (k, strategy)</h2>",
         table_html(kstudy_table(data)),
         f"<h2>Every grid point ({len(data.points)})</h2>",
@@ -258,12 +249,6 @@ def render_kstudy_html(data: KStudyData) -> str:
 
 def write_kstudy_html(data: KStudyData, out: str | Path) -> Path:
     """Write the study's report to ``out`` (atomically) and return the path written."""
-    from stabcli.store.atomic import atomic_write_text
+    from stabcli.report.page import write_page
 
-    path = Path(out)
-    text = render_kstudy_html(data)
-    try:
-        atomic_write_text(path, text)
-    except OSError as err:
-        raise StabcliError(f"cannot write the report to {path}: {err.strerror or err}") from None
-    return path
+    return write_page(render_kstudy_html(data), out)

@@ -279,17 +279,55 @@ def _summary_html(summary: ReportSummary) -> str:
     return f"<ul class='summary'>{items}</ul>"
 
 
-def render_html(run: RunData) -> str:
-    """The whole report page as one string."""
+def page_head(title: str) -> list[str]:
+    """The opening of a self-contained page: its style, plotly.js embedded once (no network
+    requests) and the title as its heading."""
     from plotly.offline import get_plotlyjs
 
-    summary = get_summary(run)
-    title = f"stabcli report: {run.description}"
-    parts = [
+    return [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>{STYLE}</style>",
         f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
         f"<h1>{html.escape(title)}</h1>",
+    ]
+
+
+def section_html(section: Section) -> str:
+    """One figure of a page: heading, the plot (plotly.js not repeated), caption and the
+    section's table if it has one."""
+    div = section.figure.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        include_mathjax=False,
+        div_id=f"fig-{section.key}",
+        config=PLOT_CONFIG,
+        default_height=f"{section.height}px",
+    )
+    below = table_html(section.table) if section.table is not None else ""
+    return (
+        f"<figure><h2>{html.escape(section.heading)}</h2>{div}"
+        f"<figcaption>{html.escape(section.caption)}</figcaption>{below}</figure>"
+    )
+
+
+def write_page(text: str, out: str | Path) -> Path:
+    """Write a rendered page to ``out`` atomically and return the path written; a write
+    error is a one-line :class:`StabcliError`."""
+    from stabcli.store.atomic import atomic_write_text
+
+    path = Path(out)
+    try:
+        atomic_write_text(path, text)
+    except OSError as err:
+        raise StabcliError(f"cannot write the report to {path}: {err.strerror or err}") from None
+    return path
+
+
+def render_html(run: RunData) -> str:
+    """The whole report page as one string."""
+    summary = get_summary(run)
+    parts = page_head(f"stabcli report: {run.description}")
+    parts += [
         f"<p>Run directory <code>{html.escape(str(run.path))}</code> · stabcli {__version__} · "
         f"{ORDER_NOTES[run.order]}</p>",
     ]
@@ -300,20 +338,7 @@ def render_html(run: RunData) -> str:
     if summary.partial:
         parts.append(f"<p class='banner' id='partial'>{html.escape(summary.partial_note)}</p>")
     parts += ["<h2>Summary</h2>", _summary_html(summary)]
-    for section in build_figures(run):
-        div = section.figure.to_html(
-            full_html=False,
-            include_plotlyjs=False,
-            include_mathjax=False,
-            div_id=f"fig-{section.key}",
-            config=PLOT_CONFIG,
-            default_height=f"{section.height}px",
-        )
-        below = table_html(section.table) if section.table is not None else ""
-        parts.append(
-            f"<figure><h2>{html.escape(section.heading)}</h2>{div}"
-            f"<figcaption>{html.escape(section.caption)}</figcaption>{below}</figure>"
-        )
+    parts += [section_html(section) for section in build_figures(run)]
     parts += [
         f"<h2>Points ({summary.finished} of {summary.planned})</h2>",
         _summary_html(summary),
@@ -325,12 +350,4 @@ def render_html(run: RunData) -> str:
 
 def write_html(run: RunData, out: str | Path) -> Path:
     """Write the report of ``run`` to ``out`` (atomically) and return the path written."""
-    from stabcli.store.atomic import atomic_write_text
-
-    path = Path(out)
-    text = render_html(run)
-    try:
-        atomic_write_text(path, text)
-    except OSError as err:
-        raise StabcliError(f"cannot write the report to {path}: {err.strerror or err}") from None
-    return path
+    return write_page(render_html(run), out)

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from stabcli import __version__
-from stabcli.errors import StabcliError
 from stabcli.report._display import EXACT_COLOR, PAPER_COLOR, empty_figure, finite_mask
-from stabcli.report.page import PLOT_CONFIG, STYLE, Section
+from stabcli.report.page import Section, page_head, section_html, write_page
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -268,15 +267,9 @@ def generalization_sections(fig: Any) -> tuple[Section, ...]:
 
 def render_figure_page(page: FigurePage) -> str:
     """The figure's page as one string: plotly.js embedded once, no network requests."""
-    from plotly.offline import get_plotlyjs
-
     color = VERDICT_COLORS.get(page.verdict, "#222")
-    title = f"stabcli reproduce {page.name}: {page.title}"
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style>",
-        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
+    parts = page_head(f"stabcli reproduce {page.name}: {page.title}")
+    parts += [
         f"<p>{html.escape(page.paper_ref)} · scale {html.escape(page.scale)} · "
         f"{page.seconds:.1f} s · stabcli {__version__} · β = torch beta2, γ = torch beta1</p>",
     ]
@@ -296,30 +289,11 @@ def render_figure_page(page: FigurePage) -> str:
             for s in page.subruns
         )
         parts.append(f"<h2>Sweep runs</h2><ul>{links}</ul>")
-    for section in page.sections:
-        div = section.figure.to_html(
-            full_html=False,
-            include_plotlyjs=False,
-            include_mathjax=False,
-            div_id=f"fig-{section.key}",
-            config=PLOT_CONFIG,
-            default_height=f"{section.height}px",
-        )
-        parts.append(
-            f"<figure><h2>{html.escape(section.heading)}</h2>{div}"
-            f"<figcaption>{html.escape(section.caption)}</figcaption></figure>"
-        )
+    parts += [section_html(section) for section in page.sections]
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
 def write_figure_page(page: FigurePage, out: str | Path) -> Path:
     """Write the page atomically and return its path."""
-    from stabcli.store.atomic import atomic_write_text
-
-    path = Path(out)
-    try:
-        atomic_write_text(path, render_figure_page(page))
-    except OSError as err:
-        raise StabcliError(f"cannot write {path}: {err.strerror or err}") from None
-    return path
+    return write_page(render_figure_page(page), out)
