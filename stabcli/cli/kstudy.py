@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -321,33 +320,23 @@ class _Display:
             self.progress.stop()
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def _run_with_progress(plan: KStudyPlan, quiet: bool, bar: bool) -> KStudyResult:
     """Run the study with its progress on stderr; Ctrl-C or SIGTERM leaves it resumable."""
-    from stabcli.errors import Interrupted
+    from stabcli.cli.sweep_view import resumable_on_interrupt
     from stabcli.sweep.kstudy import run_kstudy
 
     display = _Display(plan, quiet, bar)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        return run_kstudy(
-            plan,
-            on_progress=display.advance,
-            on_start=display.start,
-            on_subrun_start=display.subrun_start,
-            on_subrun=display.subrun_done,
-            on_notice=display.notice,
-        )
-    except KeyboardInterrupt:
-        raise Interrupted(
-            f"interrupted; finished sub-runs and points are saved in {plan.out}: re-run the "
-            "same command to resume"
-        ) from None
+        with resumable_on_interrupt(f"finished sub-runs and points are saved in {plan.out}"):
+            return run_kstudy(
+                plan,
+                on_progress=display.advance,
+                on_start=display.start,
+                on_subrun_start=display.subrun_start,
+                on_subrun=display.subrun_done,
+                on_notice=display.notice,
+            )
     finally:
-        signal.signal(signal.SIGTERM, previous)
         display.stop()
 
 

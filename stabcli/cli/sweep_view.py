@@ -12,10 +12,12 @@ line is printed per committed batch instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
 import time
+from collections.abc import Iterator
 
 from rich.console import Console
 from rich.markup import escape
@@ -156,23 +158,31 @@ def run_with_progress(plan: SweepPlan, quiet: bool, bar: bool = True) -> SweepOu
     markup.
     """
     display = _Display(plan, Console(stderr=True), quiet, bar)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops it like Ctrl-C
+    saved = f"finished batches are saved in {plan.out}"
     try:
-        return run_sweep(
-            plan,
-            on_progress=display.advance,
-            on_start=display.start,
-            on_saved=display.saved,
-            on_notice=display.notice,
-        )
+        with resumable_on_interrupt(saved):
+            return run_sweep(
+                plan,
+                on_progress=display.advance,
+                on_start=display.start,
+                on_saved=display.saved,
+                on_notice=display.notice,
+            )
+    finally:
+        display.stop()
+
+
+@contextlib.contextmanager
+def resumable_on_interrupt(saved: str) -> Iterator[None]:
+    """Ctrl-C, and `kill` (SIGTERM) like it, end the block with a one-line
+    :class:`Interrupted` saying what is ``saved`` and that re-running resumes."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
     except KeyboardInterrupt:
-        raise Interrupted(
-            f"interrupted; finished batches are saved in {plan.out}: re-run the same "
-            "command to resume"
-        ) from None
+        raise Interrupted(f"interrupted; {saved}: re-run the same command to resume") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-        display.stop()
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -194,3 +194,37 @@ def test_kstudy_is_a_listed_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert "kstudy" in capsys.readouterr().out
     assert main([]) == 2
     assert "check, sweep, kstudy, report, presets" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "kill"])
+def test_stopping_a_study_is_one_line_saying_it_resumes(
+    stop: str,
+    tiny: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C, or SIGTERM delivered while the study trains, ends the command with exit 130
+    and one line naming where the finished work is, and the SIGTERM handler is restored."""
+    import os
+    import signal
+
+    import stabcli.sweep.kstudy as kstudy
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        if stop == "kill":
+            os.kill(os.getpid(), signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kstudy, "run_kstudy", stopped)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "study"
+    code, _, err = _kstudy(
+        ["--preset", str(tiny), "--k", "1:2", "--strategy", "naive", "--out", str(out)], capsys
+    )
+    assert code == 130
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert f"finished sub-runs and points are saved in {out}" in lines[0]
+    assert "re-run the same command to resume" in lines[0]
+    assert signal.getsignal(signal.SIGTERM) is before
