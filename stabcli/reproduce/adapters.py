@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -107,12 +106,6 @@ def kstudy_run(ctx: FigureContext) -> FigureOutcome:
     )
 
 
-def _assessment_of(fig: Any) -> Assessment:
-    """The analysis's Assessment (it carries one, as every analysis of this package)."""
-    found = fig.assessment
-    return Assessment(found.claim, found.measured, found.held)
-
-
 def _setup_of(fig: Any) -> str:
     """Its scalar fields, as one line (the analysis's own page is its dataclass)."""
     if not dataclasses.is_dataclass(fig):
@@ -125,16 +118,19 @@ def _setup_of(fig: Any) -> str:
     return ", ".join(parts)
 
 
-def _external(module: str, function: str, ctx: FigureContext) -> FigureOutcome:
-    fig = getattr(importlib.import_module(module), function)(ctx.scale)
-    return FigureOutcome(_assessment_of(fig), (), setup=_setup_of(fig))
-
-
 def metaadaptive_run(ctx: FigureContext) -> FigureOutcome:
-    """Figures 6-7: the meta-adaptive effect and qk-norm (another module's analysis)."""
-    return _external("stabcli.reproduce.metaadaptive", "metaadaptive_figure", ctx)
+    """Figures 6-7: the meta-adaptive effect and qk-norm; its numbers go to the figure's
+    directory (metaadaptive.npz)."""
+    from stabcli.reproduce.metaadaptive import metaadaptive_figure
+
+    fig = metaadaptive_figure(ctx.scale, out=ctx.out, device=ctx.device or "cpu")
+    return FigureOutcome(fig.assessment, (), setup=_setup_of(fig))
 
 
 def mada_run(ctx: FigureContext) -> FigureOutcome:
-    """MADA's Figure 8 in shape (another module's analysis)."""
-    return _external("stabcli.reproduce.mada_figure", "mada_figure", ctx)
+    """MADA's Figure 8 in shape: Adam's and MADA's sweeps are resumable runs in the figure's
+    directory (``adam/``, ``mada/``, with ``compare.html``)."""
+    from stabcli.reproduce.mada_figure import mada_figure
+
+    fig = mada_figure(ctx.scale, out=ctx.out, device=ctx.device, overwrite=ctx.overwrite)
+    return FigureOutcome(fig.assessment, (), setup=_setup_of(fig))

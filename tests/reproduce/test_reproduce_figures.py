@@ -148,3 +148,22 @@ def test_test_loss_facts_rank_c_against_the_early_loss() -> None:
 def test_figure13_needs_no_growth_and_a_worse_loss(slope: float, loss: float, held: bool) -> None:
     point = sweeps.AnnealPoint(0.95, 0.99, -0.05, slope, 0.01, 0.01, loss, 2.0)
     assert sweeps.assess_annealing([point], reference_loss=1.5).held is held
+
+
+def test_mada_figure_keeps_its_sweeps_in_the_figure_directory_and_resumes(
+    tmp_path: Path,
+) -> None:
+    """`reproduce mada-fig8` trains Adam's and MADA's grids into OUT/mada-fig8/{adam,mada},
+    ordinary run directories that a second run reads back instead of training again."""
+    from stabcli.reproduce.figures import BY_NAME
+
+    fig = BY_NAME["mada-fig8"]
+    run_figure(fig, "test", tmp_path, device="cpu")
+    where = tmp_path / "mada-fig8"
+    points = [where / name / "points.csv" for name in ("adam", "mada")]
+    assert all(p.is_file() for p in points) and (where / "compare.html").is_file()
+    before = [p.stat().st_mtime_ns for p in points]
+    (where / "assessment.json").unlink()  # as if interrupted before the record
+    again = run_figure(fig, "test", tmp_path, device="cpu")
+    assert not again.reused and (where / "assessment.json").is_file()
+    assert [p.stat().st_mtime_ns for p in points] == before
