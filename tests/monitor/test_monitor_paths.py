@@ -211,26 +211,38 @@ def test_both_ways_of_reading_extremes_agree(case: str, monkeypatch: pytest.Monk
     pd.testing.assert_frame_equal(per_tensor, by_foreach)
 
 
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+    ),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("per_tensor", [False, True], ids=["foreach", "per-tensor"])
 def test_bfloat16_and_float32_parameters_together(
-    per_tensor: bool, monkeypatch: pytest.MonkeyPatch
+    per_tensor: bool, device: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two buckets (bfloat16 and float32 tensors): the steps equal the float64 differences
     of the parameters to bfloat16's rounding of a difference (2^-8), and every step is within
-    the bound once its resolution is allowed for."""
-    from stabcli.monitor import device
+    the bound once its resolution is allowed for; on the CPU and on CUDA (there torch's AdamW
+    takes its foreach path and the monitor's buffers and records live on the GPU)."""
+    from stabcli.monitor import device as device_records
 
-    monkeypatch.setattr(device, "PER_TENSOR_FROM", 0 if per_tensor else 1 << 60)
+    monkeypatch.setattr(device_records, "PER_TENSOR_FROM", 0 if per_tensor else 1 << 60)
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 1)).bfloat16()
-    extra = torch.nn.Parameter(torch.randn(5))
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 1))
+    model = model.to(device=device, dtype=torch.bfloat16)
+    extra = torch.nn.Parameter(torch.randn(5, device=device))
     params = {**dict(model.named_parameters()), "extra": extra}
     opt = torch.optim.AdamW(list(params.values()), lr=1e-2)
     expected = []
     with watch(opt, model=params) as mon:
         for _ in range(20):
             opt.zero_grad()
-            out = model(torch.randn(4, 8, dtype=torch.bfloat16)).float().sum()
+            out = model(torch.randn(4, 8, dtype=torch.bfloat16, device=device)).float().sum()
             (out + (extra**2).sum()).backward()
             before = {n: p.detach().double().clone() for n, p in params.items()}
             opt.step()
