@@ -72,7 +72,9 @@ def _params(dtype: torch.dtype, device: torch.device | str) -> list[torch.Tensor
     return params
 
 
-def _state_tensors(opt: torch.optim.Optimizer, p: torch.Tensor) -> Iterator[tuple[str, object]]:
+def _state_tensors(
+    opt: torch.optim.Optimizer, p: torch.Tensor
+) -> Iterator[tuple[str, torch.Tensor]]:
     for key, value in opt.state[p].items():
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, torch.Tensor):

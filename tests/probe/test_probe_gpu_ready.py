@@ -54,14 +54,16 @@ META = torch.device("meta")
 #: through a few dozen of them (products, their sums in float32, the softmax's input)
 BF16_RTOL = 2e-2
 
-SMALL = {  # models shrunk so that a few steps take well under a second
+SMALL: dict[
+    str, dict[str, object]
+] = {  # models shrunk so that a few steps take well under a second
     "tiny-char": {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 8, "batch_size": 4},
     "mlp-synthetic": {},
     "cnn-synthetic": {"n_layer": 2, "n_embd": 4, "batch_size": 8, "warmup_steps": 0},
 }
 #: id: (preset, overrides); every model kind, every optimizer, both weight decays, and
 #: per-point λ (a (P, 1) tensor operand instead of a float)
-CASES = {
+CASES: dict[str, tuple[str, dict[str, object]]] = {
     "gpt-adam": ("tiny-char", {}),
     "gpt-qknorm-adamw": (
         "tiny-char",
@@ -87,7 +89,8 @@ POINTS = [(0.999, 0.9), (0.95, 0.99), (0.9, 0.6)]  # (β, γ): torch betas (γ, 
 
 def _preset(case: str, steps: int = 4, **more: object) -> Preset:
     name, overrides = CASES[case]
-    settings = {"steps": steps, "eval_every": 0, "eval_batches": 0, **SMALL[name], **overrides}
+    settings: dict[str, object] = {"steps": steps, "eval_every": 0, "eval_batches": 0}
+    settings |= SMALL[name] | overrides
     return load_preset(name).with_overrides(**{**settings, **more})
 
 
@@ -210,7 +213,7 @@ def test_bfloat16_autocast_trains_every_model_and_optimizer(
     """The whole step loop under bfloat16 autocast (dropout, evaluations and records
     included): finite records, the same losses as float32 to bfloat16's rounding, and not
     bit-identical to them (autocast did run)."""
-    overrides = {"eval_every": 4, "eval_batches": 1}
+    overrides: dict[str, object] = {"eval_every": 4, "eval_batches": 1}
     if case.startswith("gpt"):
         overrides["dropout"] = 0.1
     preset = _preset(case, steps=8, **overrides)
@@ -311,7 +314,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 def test_cuda_bfloat16_agrees_with_cpu_float32(case: str, compile: str) -> None:
     """``--device cuda --dtype bfloat16`` (compiled by "auto" on CUDA, or eager) against the
     CPU's float32 run: the same losses to bfloat16's rounding."""
-    overrides = {"eval_every": 4, "eval_batches": 1}
+    overrides: dict[str, object] = {"eval_every": 4, "eval_batches": 1}
     if case.startswith("gpt"):
         overrides["dropout"] = 0.1
     preset = _preset(case, steps=8, **overrides)
