@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,6 +229,27 @@ def test_bfloat16_autocast_trains_every_model_and_optimizer(
     assert not np.array_equal(half.traces.loss, full.traces.loss)
     for column in set(full.traces.columns) - {"point", "step", "max_tensor"}:
         assert half.traces[column].dtype == full.traces[column].dtype, column
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+FACTORIES = ["tiny_transformer", "small_cnn"]
+
+
+@pytest.mark.parametrize("example", FACTORIES, ids=FACTORIES)
+def test_bfloat16_autocast_trains_a_factory_model(
+    example: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's module (the shipped examples: torch.func over points, its own batches)
+    under bfloat16 autocast: the float32 losses to bfloat16's rounding."""
+    preset = load_preset(str(EXAMPLES / f"{example}.toml"))
+    preset = preset.with_overrides(steps=6, eval_every=3, eval_batches=1)
+    full = run_probes(preset, POINTS[:2], device="cpu")
+    with _cpu_autocast(monkeypatch):
+        half = run_probes(preset.with_overrides(dtype="bfloat16"), POINTS[:2], device="cpu")
+    assert half.summary.diverged_step.isna().all()
+    np.testing.assert_allclose(half.traces.loss, full.traces.loss, rtol=BF16_RTOL)
+    np.testing.assert_allclose(half.evals.test_loss, full.evals.test_loss, rtol=BF16_RTOL)
+    assert not np.array_equal(half.traces.loss, full.traces.loss)
 
 
 @pytest.mark.xfail(
