@@ -293,8 +293,16 @@ class RayExecutor(Executor):
         ]
         self.slots = max(1, int(sum(s for s in per_node if math.isfinite(s))))
 
-    def _options(self) -> dict[str, float]:
-        return {"num_cpus": self.cpus, "num_gpus": self.gpus}
+    def _remote(self, fn: Any, retries: int) -> Any:
+        """``fn`` as a Ray task asking for each batch's CPUs and GPUs. A GPU task runs in a
+        fresh worker process each time (``max_calls=1``, which Ray sets by itself only when
+        the GPUs are given here rather than through ``.options``): a reused worker would stay
+        on the GPU it first started CUDA on, whatever ``CUDA_VISIBLE_DEVICES`` Ray gives its
+        next task, and would hold its cached allocator memory against the other workers."""
+        calls = 1 if self.gpus > 0 else 0  # 0: no limit, workers reused (CPU tasks)
+        return self.ray.remote(
+            max_retries=retries, max_calls=calls, num_cpus=self.cpus, num_gpus=self.gpus
+        )(fn)
 
     def describe(self) -> str | None:
         ctx = self.ray.get_runtime_context()
@@ -318,7 +326,7 @@ class RayExecutor(Executor):
         rounds as memory allows and with batches of even size."""
         if requested is not None:
             return min(check_requested(requested), n_points)
-        remote = self.ray.remote(max_retries=1)(size_task).options(**self._options())
+        remote = self._remote(size_task, retries=1)
         ref = remote.remote(setup, self.device, self.threads, __version__, n_points)
         try:
             fit, name = self.ray.get(ref)
@@ -355,7 +363,7 @@ class RayExecutor(Executor):
         """Submit every batch at once; yield each outcome as it arrives (module docstring)."""
         ray = self.ray
         steps = setup.preset.train.steps
-        task = ray.remote(max_retries=0)(batch_task).options(**self._options())
+        task = self._remote(batch_task, retries=0)
         board = ray.remote(num_cpus=0)(ProgressBoard).remote() if on_progress else None
         setup_ref = ray.put(setup)  # once in the object store, not once per task
         attempts = {b.number: 0 for b in batches}

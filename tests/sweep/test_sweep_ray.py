@@ -240,6 +240,30 @@ def test_ctrl_c_during_a_ray_sweep_leaves_a_run_the_local_executor_resumes(
     assert json.loads((out / "state.json").read_text())["status"] == "complete"
 
 
+def _twice(x: int) -> int:
+    return 2 * x  # a task body (never run here: the sweeps above run real tasks)
+
+
+@pytest.mark.parametrize(("gpus", "max_calls"), [(0.0, 0), (0.5, 1), (1.0, 1)])
+def test_gpu_batches_run_in_a_fresh_worker_and_cpu_batches_reuse_workers(
+    cluster: str, gpus: float, max_calls: int
+) -> None:
+    """A reused worker would keep the GPU it first started CUDA on: Ray's own rule for GPU
+    tasks (one call per worker) must hold for the tasks the executor submits."""
+    from stabcli.sweep.ray_executor import RayExecutor
+
+    executor = RayExecutor(ExecutorSpec(kind="ray"), device="cpu")
+    try:
+        executor.gpus = gpus  # as if the cluster had GPUs (this one has none)
+        task = executor._remote(_twice, retries=0)
+        # Ray keeps a task's options in _default_options; no public getter exists
+        assert task._default_options["max_calls"] == max_calls
+        assert task._default_options["num_gpus"] == gpus
+        assert task._default_options["max_retries"] == 0
+    finally:
+        executor.close()
+
+
 def test_gpus_the_cluster_lacks_are_a_one_line_error(
     cluster: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
