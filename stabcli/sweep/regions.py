@@ -208,6 +208,22 @@ def points_region(
 _COLUMNS = "columns beta,gamma (or torch_beta1,torch_beta2)"
 
 
+def _check_same_point(point: HyperPoint, beta1: str, beta2: str) -> None:
+    """Refuse a row whose torch_beta1,torch_beta2 contradict its beta,gamma.
+
+    beta1 = γ and beta2 = β (docs/theory.md §1); the values are compared exactly after
+    parsing, since stabcli writes both pairs from the same floats. A value that is not a
+    number raises ValueError, as the other columns do.
+    """
+    torch_pair = (float(beta1), float(beta2))
+    if torch_pair != (point.gamma, point.beta):
+        raise StabcliError(
+            f"beta,gamma = {point.beta!r},{point.gamma!r} but torch_beta1,torch_beta2 = "
+            f"{torch_pair[0]!r},{torch_pair[1]!r} (torch_beta1 is gamma, torch_beta2 is beta); "
+            "keep one pair or make them agree"
+        )
+
+
 def read_points_file(path: Path) -> SweepRegion:
     """Points from a CSV file with columns beta,gamma (paper order) or torch_beta1,torch_beta2.
 
@@ -248,6 +264,9 @@ def read_points_file(path: Path) -> SweepRegion:
     if not rows:
         raise SettingError("{points_file} {path} holds no rows", path=path)
     i, j = header.index(first), header.index(second)
+    # Both pairs (a points.csv or a report's --csv export): they must name the same point.
+    both = {"beta", "gamma", "torch_beta1", "torch_beta2"} <= names
+    k1, k2 = (header.index("torch_beta1"), header.index("torch_beta2")) if both else (-1, -1)
     points = []
     for line, fields in rows:
         if len(fields) != len(header):
@@ -260,7 +279,10 @@ def read_points_file(path: Path) -> SweepRegion:
                 got=len(fields),
             )
         try:
-            points.append(make(float(fields[i]), float(fields[j])))
+            point = make(float(fields[i]), float(fields[j]))
+            if both:
+                _check_same_point(point, fields[k1], fields[k2])
+            points.append(point)
         except ValueError:
             raise SettingError(
                 "{points_file} {path}, line {line}: not a number", path=path, line=line

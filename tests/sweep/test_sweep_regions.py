@@ -171,3 +171,24 @@ def test_points_file_columns_in_any_order_with_extras(tmp_path: Path) -> None:
     path = tmp_path / "more.csv"
     path.write_text("note,gamma,beta\nfirst,0.9,0.95\n")
     assert read_points_file(path).points == (HyperPoint(0.95, 0.9),)
+
+
+def test_points_file_with_both_orders_that_agree_is_read(tmp_path: Path) -> None:
+    """A run's own points.csv (or a report's --csv export) names each point in both orders."""
+    path = tmp_path / "points.csv"
+    path.write_text("beta,gamma,torch_beta1,torch_beta2\n0.95,0.9,0.9,0.95\n")
+    assert read_points_file(path).points == (HyperPoint(0.95, 0.9),)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        pytest.param("0.99,0.9,0.5,0.6", id="unrelated"),
+        pytest.param("0.95,0.9,0.95,0.9", id="torch-pair-swapped"),
+    ],
+)
+def test_points_file_with_contradicting_orders_is_refused(tmp_path: Path, row: str) -> None:
+    path = tmp_path / "both.csv"
+    path.write_text(f"beta,gamma,torch_beta1,torch_beta2\n{row}\n")
+    with pytest.raises(SettingError, match=r"line 2: beta,gamma = .* but torch_beta1"):
+        read_points_file(path)
