@@ -136,6 +136,26 @@ def fmt(x: float, digits: int = 5) -> str:
     return f"{x:.{digits}g}"
 
 
+def decay(x: float) -> str:
+    """A decay rate β or γ for humans: 6 significant digits, more where those would round
+    it to 1 (0.9999999 must not read as 1, which lies outside the domain)."""
+    digits = 6
+    while digits < 17 and x != 1.0 and float(f"{x:.{digits}g}") == 1.0:
+        digits += 1
+    return f"{x:.{digits}g}"
+
+
+def memory_words(k: float) -> str:
+    """What the memory coefficient K does to the loss Adam effectively follows,
+    L̃ = L − ηK‖∇L‖₁ (docs/theory.md (8.3)): K > 0 anti-penalizes the gradient's one-norm,
+    K < 0 penalizes it."""
+    if k > 0:
+        return "× η: anti-penalty on ‖∇L‖₁"
+    if k < 0:
+        return "× η: penalty on ‖∇L‖₁"
+    return "no first-order memory term"
+
+
 def _steps(v: TheoryVerdict) -> str:
     return "never" if v.steps_to_threshold is None else f"{v.steps_to_threshold:,}"
 
@@ -163,8 +183,9 @@ def render_analysis(
     order by habit?" hint, which only makes sense for a point typed as BETA GAMMA.
     """
     screen = screen or Screen.detect()
-    paper_names = f"β = {a.beta:g} (torch beta2), γ = {a.gamma:g} (torch beta1)"
-    torch_names = f"PyTorch: Adam(betas=({a.gamma:g}, {a.beta:g}))"
+    beta, gamma = decay(a.beta), decay(a.gamma)
+    paper_names = f"β = {beta} (torch beta2), γ = {gamma} (torch beta1)"
+    torch_names = f"PyTorch: Adam(betas=({gamma}, {beta}))"
     for text in (torch_names, paper_names) if order == "torch" else (paper_names, torch_names):
         screen.line(text)
     screen.line(f"C(β, γ) = 2/γ − 1/β − 1 = {fmt(a.c_value, 6)}")
@@ -185,7 +206,7 @@ def render_analysis(
         )
     screen.line(
         f"memory coefficient β/(1−β) − γ/(1−γ) = {fmt(a.memory_coefficient)} "
-        "(× η: anti-penalty on ‖∇L‖₁)"
+        f"({memory_words(a.memory_coefficient)})"
     )
     color = YELLOW if not a.theories_agree else (GREEN if a.exact.stable else RED)
     screen.line(a.verdict, f"{BOLD};{color}")
@@ -201,8 +222,8 @@ def _torch_order_hint(a: PointAnalysis) -> str:
         return ""
     return (
         "Typed PyTorch's order by habit? BETA GAMMA is the paper's order (β = beta2).\n"
-        f"For Adam(betas=({a.beta:g}, {a.gamma:g})) run: "
-        f"stabcli check --torch-betas {a.beta:g},{a.gamma:g}"
+        f"For Adam(betas=({decay(a.beta)}, {decay(a.gamma)})) run: "
+        f"stabcli check --torch-betas {decay(a.beta)},{decay(a.gamma)}"
     )
 
 
@@ -221,8 +242,8 @@ def render_kadam(
     rows = [
         (
             run.label,
-            fmt(run.analysis.beta, 6),
-            fmt(run.analysis.gamma, 6),
+            decay(run.analysis.beta),
+            decay(run.analysis.gamma),
             fmt(run.analysis.c_value),
             run.analysis.paper.label,
             run.analysis.exact.label,

@@ -231,3 +231,39 @@ def test_pytorch_order_typed_by_habit_gets_a_hint() -> None:
     assert "PyTorch's order by habit" in _check("0.9", "0.95")
     assert "by habit" not in _check("0.5", "0.9")  # not Adam-like numbers: no guess
     assert "by habit" not in _check("0.999", "0.9")  # stable as typed
+
+
+@pytest.mark.parametrize(
+    ("beta", "gamma", "role"),
+    [
+        pytest.param("0.95", "0.9", "anti-penalty", id="beta>gamma"),
+        pytest.param("0.9", "0.95", "penalty", id="gamma>beta"),
+        pytest.param("0.4", "0.6", "penalty", id="gamma>beta-small"),
+        pytest.param("0.9", "0.9", "no first-order memory term", id="equal"),
+    ],
+)
+def test_memory_coefficient_names_its_sign(beta: str, gamma: str, role: str) -> None:
+    """K = β/(1−β) − γ/(1−γ) enters as L̃ = L − ηK‖∇L‖₁ (docs/theory.md (8.3)): a
+    negative K penalizes the gradient's norm, it does not anti-penalize it."""
+    b, g = float(beta), float(gamma)
+    k = b / (1 - b) - g / (1 - g)
+    line = next(x for x in _check(beta, gamma).splitlines() if x.startswith("memory"))
+    assert (k > 0) == ("anti-penalty" in line)
+    assert role in line
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        pytest.param(["0.5", "0.9999999999999999"], "0.9999999999999999", id="gamma-near-1"),
+        pytest.param(["0.9999999", "0.9"], "0.9999999", id="beta-near-1"),
+        pytest.param(["--torch-betas", "0.9,0.99999999"], "0.99999999", id="torch-order"),
+    ],
+)
+def test_betas_near_one_are_not_shown_as_one(args: list[str], shown: str) -> None:
+    """6 significant digits round 0.9999999 to 1, a value outside the domain: the
+    header shows as many digits as it takes to tell the point from 1."""
+    header = "\n".join(_check(*args).splitlines()[:2])
+    assert f"= {shown} (torch" in header
+    assert shown in header.split("PyTorch: ")[1]
+    assert "(1," not in header and ", 1)" not in header

@@ -18,7 +18,7 @@ from stabcli.cli.render_check import Screen, fmt, render_analysis, render_kadam,
 from stabcli.theory import HyperPoint, analyze_point
 from stabcli.theory.kadam import KAdamStrategy, kadam_table
 
-POINTS = [(0.95, 0.9), (0.4, 0.6), (0.5, 0.9), (0.9, 0.0), (0.25, 0.5), (0.9, 0.95)]
+POINTS = [(0.95, 0.9), (0.4, 0.6), (0.5, 0.9), (0.9, 0.0), (0.25, 0.5), (0.9, 0.95), (0.9, 0.9)]
 WIDTHS = [72, 80, 120]
 
 
@@ -55,9 +55,12 @@ def _rich_reference(beta: float, gamma: float, width: int) -> str:
             "γ = 0 is RMSprop: C = +∞ (B+), but eq. 5's prefactor (1−γ)/γ diverges, so the "
             "paper's bound is uninformative there; the exact bound applies."
         )
+    # L̃ = L − ηK‖∇L‖₁ (docs/theory.md (8.3)): K > 0 subtracts the norm, K < 0 adds it.
+    k = a.memory_coefficient
+    role = "anti-penalty" if k > 0 else "penalty"
     console.print(
-        f"memory coefficient β/(1−β) − γ/(1−γ) = {fmt(a.memory_coefficient)} "
-        "(× η: anti-penalty on ‖∇L‖₁)"
+        f"memory coefficient β/(1−β) − γ/(1−γ) = {fmt(k)} "
+        f"({'no first-order memory term' if k == 0 else f'× η: {role} on ‖∇L‖₁'})"
     )
     console.print(a.verdict)
     return out.getvalue()
@@ -74,7 +77,7 @@ def test_check_output_is_what_rich_draws(point: tuple[float, float], width: int)
 SENTENCES = [
     analyze_point(0.4, 0.6).verdict,
     analyze_point(0.5, 0.9).verdict,
-    "memory coefficient β/(1−β) − γ/(1−γ) = -0.83333 (× η: anti-penalty on ‖∇L‖₁)",
+    "memory coefficient β/(1−β) − γ/(1−γ) = -0.83333 (× η: penalty on ‖∇L‖₁)",
     "two  spaces   between    words and a trailing space ",
     "  leading spaces then words",
     "",
