@@ -155,6 +155,16 @@ def empty_figure(title: str, message: str = "no data") -> go.Figure:
     return fig
 
 
+def decay_text(x: float, digits: int = 6) -> str:
+    """A decay rate β or γ (or torch beta1, beta2) to ``digits`` significant digits, or as
+    many more as it takes not to round to 1: 0.9999999 must not read as 1, which lies
+    outside the domain, nor two such points as the same one."""
+    x = float(x)
+    while digits < 17 and x != 1.0 and float(f"{x:.{digits}g}") == 1.0:
+        digits += 1
+    return f"{x:.{digits}g}"
+
+
 #: The two orders a point can be typed in: the paper's (β, γ) and PyTorch's (beta1, beta2),
 #: with beta1 = γ and beta2 = β (docs/theory.md §1).
 ORDERS = ("paper", "torch")
@@ -164,14 +174,14 @@ def point_label(beta: float, gamma: float, order: str = "paper") -> str:
     """A point as it was typed: "β=0.999, γ=0.9" in the paper's order, or
     "beta1=0.9, beta2=0.999" in PyTorch's (``order="torch"``)."""
     if order == "torch":
-        return f"beta1={gamma:.6g}, beta2={beta:.6g}"
-    return f"β={beta:.6g}, γ={gamma:.6g}"
+        return f"beta1={decay_text(gamma)}, beta2={decay_text(beta)}"
+    return f"β={decay_text(beta)}, γ={decay_text(gamma)}"
 
 
 def both_orders(beta: float, gamma: float, order: str = "paper") -> str:
     """A point in both orders, the one it was typed in first (hover texts):
     "β=0.999, γ=0.9 (torch betas=(0.9, 0.999))" or "betas=(0.9, 0.999) (β=0.999, γ=0.9)"."""
-    torch = f"betas=({gamma:.6g}, {beta:.6g})"
+    torch = f"betas=({decay_text(gamma)}, {decay_text(beta)})"
     if order == "torch":
-        return f"{torch} (β={beta:.6g}, γ={gamma:.6g})"
-    return f"β={beta:.6g}, γ={gamma:.6g} (torch {torch})"
+        return f"{torch} (β={decay_text(beta)}, γ={decay_text(gamma)})"
+    return f"β={decay_text(beta)}, γ={decay_text(gamma)} (torch {torch})"

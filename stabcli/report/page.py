@@ -30,7 +30,13 @@ from stabcli.report.paths import _get_paths_info, plot_paths
 from stabcli.report.plane import _get_plane_info, plot_plane
 from stabcli.report.profiles import _get_profiles_info, plot_profiles
 from stabcli.report.rates import _get_rates_info, plot_rates
-from stabcli.report.summary import ReportSummary, format_cell, get_summary, get_table
+from stabcli.report.summary import (
+    DECAY_HEADERS,
+    ReportSummary,
+    format_cell,
+    get_summary,
+    get_table,
+)
 from stabcli.report.tensors import _get_tensor_info, plot_tensors
 from stabcli.report.testloss import _get_test_loss_info, plot_test_loss
 from stabcli.report.updates import _get_updates_info, plot_updates
@@ -253,10 +259,11 @@ document.querySelectorAll("table.points th").forEach(function (th, col) {
 def table_html(table: pd.DataFrame) -> str:
     head = "".join(f"<th title='click to sort'>{html.escape(str(c))}</th>" for c in table.columns)
     rows = []
+    decays = [c in DECAY_HEADERS for c in table.columns]
     for record in table.itertuples(index=False):
         cells = []
-        for value in record:
-            text = html.escape(format_cell(value))
+        for value, decay in zip(record, decays, strict=True):
+            text = html.escape(format_cell(value, decay=decay))
             if isinstance(value, int | float) and not isinstance(value, bool):
                 raw = "" if isinstance(value, float) and math.isnan(value) else repr(value)
                 cells.append(f"<td class='num' data-value='{raw}'>{text}</td>")

@@ -19,6 +19,7 @@ import pandas as pd
 
 from stabcli.errors import StabcliError
 from stabcli.measure import Headline
+from stabcli.report._display import decay_text
 from stabcli.report.load import RunData
 from stabcli.report.measured import has_verdicts, headline_of
 
@@ -105,6 +106,8 @@ STEP_COLUMNS = (
 )
 #: The point's columns in PyTorch's order, for a region typed that way.
 TORCH_FIRST = (("torch_beta1", "torch beta1 (γ)"), ("torch_beta2", "torch beta2 (β)"))
+#: points.csv's columns holding a decay rate, β and γ in either order.
+DECAY_COLUMNS = ("beta", "gamma", "torch_beta1", "torch_beta2")
 
 
 @dataclass(frozen=True)
@@ -284,27 +287,36 @@ def get_table(points: pd.DataFrame, human: bool = True, order: str = "paper") ->
     return table.rename(columns=dict(columns)) if human else table
 
 
-def format_cell(value: object, digits: int = 5) -> str:
-    """A table cell for humans: floats to ``digits`` significant digits, missing ones empty."""
+#: Headers of the columns holding a decay rate (β, γ in either order): shown with the
+#: digits that keep them off 1 (:func:`stabcli.report._display.decay_text`).
+DECAY_HEADERS = frozenset(
+    [h for c, h in TABLE_COLUMNS if c in DECAY_COLUMNS] + [h for _, h in TORCH_FIRST]
+)
+
+
+def format_cell(value: object, digits: int = 5, decay: bool = False) -> str:
+    """A table cell for humans: floats to ``digits`` significant digits (a ``decay`` rate
+    β or γ with more where those would round it to 1), missing ones empty."""
     if value is None or value is pd.NA:
         return ""
     if isinstance(value, float | np.floating):
         if math.isnan(value):
             return ""
-        return f"{value:.{digits}g}"
+        return decay_text(float(value), digits) if decay else f"{value:.{digits}g}"
     return str(value)
 
 
 def table_markdown(table: pd.DataFrame) -> str:
     """The table as GitHub-flavoured Markdown."""
 
-    def cell(value: object) -> str:
-        return format_cell(value).replace("|", "\\|")
+    def cell(value: object, decay: bool = False) -> str:
+        return format_cell(value, decay=decay).replace("|", "\\|")
 
+    decays = [c in DECAY_HEADERS for c in table.columns]
     lines = ["| " + " | ".join(cell(c) for c in table.columns) + " |"]
     lines.append("|" + "|".join("---" for _ in table.columns) + "|")
     for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
+        lines.append("| " + " | ".join(cell(v, d) for v, d in zip(row, decays, strict=True)) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -48,6 +48,10 @@ def _plain(column: str) -> Callable[[pd.Series], str]:
     return lambda row: format_cell(row.get(column), digits=5)
 
 
+def _decay(column: str) -> Callable[[pd.Series], str]:
+    return lambda row: format_cell(row.get(column), digits=5, decay=True)
+
+
 def _step(column: str) -> Callable[[pd.Series], str]:
     def cell(row: pd.Series) -> str:
         value = row.get(column)
@@ -84,10 +88,10 @@ class Column:
 
 #: Terminal columns in display order.
 COLUMNS = {
-    "torch_beta1": Column("beta1", _plain("torch_beta1")),
-    "torch_beta2": Column("beta2", _plain("torch_beta2")),
-    "beta": Column("β", _plain("beta")),
-    "gamma": Column("γ", _plain("gamma")),
+    "torch_beta1": Column("beta1", _decay("torch_beta1")),
+    "torch_beta2": Column("beta2", _decay("torch_beta2")),
+    "beta": Column("β", _decay("beta")),
+    "gamma": Column("γ", _decay("gamma")),
     "c_value": Column("C", _fixed("c_value")),
     "measured_class": Column("measured", _plain("measured_class"), right=False),
     "rate": Column("rate ±95%", _rate),
@@ -254,7 +258,7 @@ def render_compare(info: CompareInfo, console: Console) -> None:
     for run in info.runs:
         out.add_column(escape(run.name), justify="right")
     for i in range(len(info.beta1)):
-        cells = [format_cell(info.beta1[i]), format_cell(info.beta2[i])]
+        cells = [format_cell(info.beta1[i], decay=True), format_cell(info.beta2[i], decay=True)]
         for run in info.runs:
             loss = float(run.loss[i])
             text = f"{loss:.4f}" if math.isfinite(loss) else "diverged"

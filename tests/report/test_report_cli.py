@@ -238,3 +238,27 @@ def test_numerically_invalid_points_are_reported_as_such(stabcli_main: Run, tmp_
     assert "float64's normal range" in stdout  # the synthetic run's dtype
     assert "invalid from" in stdout  # the column appears when a point has a value
     assert "above the bound" not in stdout
+
+
+NEAR_ONE = [(0.999999, 0.9), (0.9999999, 0.9)]  # 5 or 6 significant digits read both as 1
+
+
+@pytest.mark.parametrize("export", ["terminal", "markdown", "markdown-torch-order"])
+def test_betas_near_one_stay_apart_from_one(stabcli_main: Run, tmp_path: Path, export: str) -> None:
+    """Two points whose β differ only past the 6th digit are shown apart, and neither as 1."""
+    order = "torch" if export.endswith("torch-order") else "paper"
+    run = make_synthetic_run(
+        tmp_path / "near1", 2, 120, kind="points", points=NEAR_ONE, order=order
+    )
+    if export == "terminal":
+        code, out, _ = stabcli_main("report", run)
+    else:
+        code, out, _ = stabcli_main("report", run, "--markdown", "-")
+    assert code == 0
+    bars = r"[│┃]" if export == "terminal" else r"(?<!\\)\|"  # Markdown escapes |C|/2's bars
+    rows = [[c.strip() for c in re.split(bars, line)] for line in out.splitlines()]
+    header = next(r for r in rows if "β" in r or "torch beta2 (β)" in r)
+    column = header.index("β" if "β" in header else "torch beta2 (β)")
+    shown = [r[column] for r in rows if len(r) == len(header) and r is not header]
+    shown = [cell for cell in shown if cell and not set(cell) <= set("-")]
+    assert shown == [repr(beta) for beta, _ in NEAR_ONE], out
