@@ -7,6 +7,7 @@ and ``stabcli --help`` start fast; each command imports what it needs when it ru
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -100,6 +101,30 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _looks_negative(arg: str) -> bool:
+    """Whether a command-line word is a negative number ("-0.5", "-inf", "-1e-3")."""
+    if not arg.startswith("-") or arg.startswith("--"):
+        return False
+    try:
+        float(arg)
+    except ValueError:
+        return False
+    return True
+
+
+def _usage_message(err: ClickException, args: list[str]) -> str:
+    """Click's message, in one line. A negative number typed where a value was expected
+    reads to Click as an unknown option ("No such option: -0"); say what it is instead."""
+    message = _one_line(err.format_message())
+    negative = [a for a in args if _looks_negative(a)]
+    if message.startswith("No such option") and negative:
+        return (
+            f"{negative[0]} reads as an option, and a negative β or γ is out of range "
+            "anyway: β is in (0, 1), γ in [0, 1)"
+        )
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and exit code 2, never a traceback.
 
@@ -121,11 +146,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "missing command: give one of check, sweep, kstudy, report, presets, reproduce", 2
         )
     except ClickException as err:  # usage errors: bad values, unknown options, ...
-        code = _fail(err.format_message().replace("\n", " "), 2)
+        code = _fail(_usage_message(err, args), 2)
     except typer.Exit as err:
         code = err.exit_code
     except (typer.Abort, KeyboardInterrupt):
         code = _fail("interrupted", 130)
+    except Exception as err:  # a bug: still one line, unless asked for the traceback
+        if os.environ.get("STABCLI_DEBUG"):
+            raise
+        what = _one_line(f"{type(err).__name__}: {err}")
+        code = _fail(
+            f"internal error ({what}); this is a bug in stabcli, please report it with the "
+            "command; STABCLI_DEBUG=1 shows the traceback",
+            1,
+        )
     else:
         code = result if isinstance(result, int) else 0
     if argv is None:
