@@ -181,9 +181,11 @@ def partial_note(data: KStudyData) -> str:
     if not unfinished:
         return ""
     names = ", ".join(f"{s.entry.name} ({s.status}, {s.finished}/{s.planned})" for s in unfinished)
+    foreign = [s.entry.name for s in unfinished if s.status.startswith("holds ")]
+    move = f"move {', '.join(foreign)} out of the study, then " if foreign else ""
     return (
         f"partial study: {len(unfinished)} of {len(data.subruns)} sub-run(s) not complete: "
-        f"{names}; re-run the same `stabcli kstudy` command to finish it"
+        f"{names}; {move}re-run the same `stabcli kstudy` command to finish it"
     )
 
 

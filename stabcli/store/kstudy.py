@@ -228,12 +228,52 @@ def _grid_size(manifest: dict[str, Any]) -> int:
         return 0
 
 
-def _read_subrun(study: Path, entry: SubRunEntry, grid: int) -> tuple[SubRunStatus, pd.DataFrame]:
+#: Training settings in which a sub-run's preset differs from the study's: the optimizer
+#: of its (k, strategy) (written by stabcli.sweep.kstudy).
+SUBRUN_KEYS = ("optimizer", "k", "strategy", "hyper_lr")
+
+
+def subrun_mismatch(manifest: dict[str, Any], entry: SubRunEntry, config: dict[str, Any]) -> str:
+    """Why the run whose config.json is ``config`` is not this study's sub-run ``entry``
+    ("" when it is): its preset, data or measurement differ from the manifest's beyond
+    the optimizer of its (k, strategy), or that optimizer is not (k, strategy)'s."""
+    study: dict[str, Any] = manifest[SETTINGS_KEY]
+    settings = config.get(SETTINGS_KEY)
+    if not isinstance(settings, dict) or not isinstance(settings.get("preset"), dict):
+        return "not a k-study sub-run"
+    preset: dict[str, Any] = settings["preset"]
+    ours: dict[str, Any] = study.get("preset") or {}
+    train: dict[str, Any] = preset.get("train") or {}
+    differ = [f"preset.{key}" for key in _differences(ours, preset) if key != "train"]
+    differ += [
+        f"preset.train.{key}"
+        for key in _differences(ours.get("train") or {}, train)
+        if key not in SUBRUN_KEYS
+    ]
+    differ += [key for key in ("data", "measurement") if settings.get(key) != study.get(key)]
+    if differ:
+        more = f", … ({len(differ)} settings)" if len(differ) > 3 else ""
+        return f"another run (differs in: {', '.join(differ[:3])}{more})"
+    optimizer = (train.get("optimizer"), train.get("k"))
+    expected = ("adam", 1) if entry.strategy == ADAM else ("kadam", entry.k)
+    if optimizer != expected or (
+        entry.strategy != ADAM and train.get("strategy") != entry.strategy
+    ):
+        return f"another optimizer ({train.get('optimizer')}, k = {train.get('k')})"
+    return ""
+
+
+def _read_subrun(
+    study: Path, manifest: dict[str, Any], entry: SubRunEntry, grid: int
+) -> tuple[SubRunStatus, pd.DataFrame]:
     path = study / entry.name
+    empty = pd.DataFrame(columns=list(GRID_COLUMNS))
     if not (path / "config.json").exists():
-        empty = pd.DataFrame(columns=list(GRID_COLUMNS))
         return SubRunStatus(entry, "missing", grid, 0), empty
     run = RunDir.open(path)
+    foreign = subrun_mismatch(manifest, entry, run.config())
+    if foreign:  # e.g. a sweep --overwrite into the sub-run's folder: not this study's points
+        return SubRunStatus(entry, f"holds {foreign}", grid, 0), empty
     state = run.state()
     points = run.read_points()
     planned = list(state.planned) if state is not None else []
@@ -255,7 +295,7 @@ def read_kstudy(path: str | Path) -> KStudyData:
     statuses, frames = [], []
     grid = _grid_size(manifest)
     for entry in subrun_entries(manifest):
-        status, rows = _read_subrun(study, entry, grid)
+        status, rows = _read_subrun(study, manifest, entry, grid)
         statuses.append(status)
         if len(rows):
             frames.append(rows[list(GRID_COLUMNS)])

@@ -43,6 +43,7 @@ from stabcli.store.kstudy import (
     create_study,
     read_kstudy,
     read_manifest,
+    subrun_mismatch,
 )
 from stabcli.sweep.regions import MAX_POINTS, SweepRegion
 from stabcli.sweep.rows import MeasureSetup
@@ -422,6 +423,22 @@ def _finished(plan: SubRunPlan) -> set[str]:
     return run.finished_ids() & set(plan.sweep.ids)
 
 
+def _refuse_foreign_subruns(plan: KStudyPlan) -> None:
+    """Refuse, before anything trains, a sub-run folder that holds a run not of this study
+    (a sweep written there with --overwrite, say): run_sweep's own refusal would point at
+    an --overwrite that ``stabcli kstudy`` does not have."""
+    manifest = plan.manifest()
+    for sub in plan.subruns:
+        if not (sub.path / "config.json").exists():
+            continue
+        why = subrun_mismatch(manifest, sub.entry, RunDir.open(sub.path).config())
+        if why:
+            raise StabcliError(
+                f"{sub.path}, this study's (k = {sub.entry.k}, {sub.entry.strategy}) sub-run "
+                f"folder, holds {why}; move it out of the study, then re-run the same command"
+            )
+
+
 def _complete(plan: SubRunPlan, finished: set[str]) -> bool:
     if finished != set(plan.sweep.ids):
         return False
@@ -468,6 +485,7 @@ def run_kstudy(
     lock = create_study(plan.out, plan.manifest())
     done: list[SubRunDone] = []
     try:
+        _refuse_foreign_subruns(plan)
         finished = [_finished(s) for s in plan.subruns]
         complete = [_complete(s, f) for s, f in zip(plan.subruns, finished, strict=True)]
         n_todo = sum(len(s.sweep.ids) - len(f) for s, f in zip(plan.subruns, finished, strict=True))

@@ -219,3 +219,41 @@ def test_kstudy_end_to_end_on_cnn_synthetic(tmp_path: Path) -> None:
         assert best.lr in (1e-3, 3e-3) and best.weight_decay == 0.0
         assert best.best_test_accuracy > 0.1  # better than chance on 10 classes
     assert not read_kstudy(tmp_path / "study").is_partial
+
+
+def _replace_with(target: Path, source: Path) -> None:
+    import shutil
+
+    shutil.rmtree(target)
+    shutil.copytree(source, target)
+
+
+@pytest.mark.parametrize("foreign", ["other-optimizer", "other-settings"])
+def test_a_subrun_folder_holding_another_run_is_left_out_and_refused(
+    tmp_path: Path, trained: list[int], foreign: str
+) -> None:
+    """A sub-run folder replaced by another run (say `stabcli sweep --out study/k1-adam
+    --overwrite`): the study's table leaves it out and says so, where it showed that run's
+    losses as Adam's, and re-running the study refuses in one line that names no
+    --overwrite (kstudy has none) and trains nothing."""
+    out = tmp_path / "study"
+    run_kstudy(tiny_request(out, ks=(1, 2), strategies=("naive",), weight_decays=(0.0, 0.1)))
+    if foreign == "other-optimizer":  # this study's own k = 2 run, filed as k = 1
+        _replace_with(out / "k1-adam", out / "k2-naive")
+    else:  # k = 1 of a study with other settings
+        other = tmp_path / "other"
+        run_kstudy(tiny_request(other, ks=(1,), steps=30))
+        _replace_with(out / "k1-adam", other / "k1-adam")
+    data = read_kstudy(out)
+    assert data.is_partial
+    statuses = {s.entry.name: s for s in data.subruns}
+    assert statuses["k1-adam"].status.startswith("holds another")
+    assert statuses["k2-naive"].complete  # the study's own sub-runs still read back
+    assert set(data.points["subrun"]) == {"k2-naive"}
+    trained.clear()
+    with pytest.raises(StabcliError) as err:
+        run_kstudy(tiny_request(out, ks=(1, 2), strategies=("naive",), weight_decays=(0.0, 0.1)))
+    message = str(err.value)
+    assert "k1-adam" in message and "move it out of the study" in message
+    assert "overwrite" not in message and "\n" not in message
+    assert trained == []
