@@ -84,12 +84,25 @@ def _root(
     """Stability analyzer for Adam/AdamW hyperparameters."""
 
 
-app.command("check")(_check.check)
-app.command("sweep")(_sweep.sweep)
-app.command("kstudy")(_kstudy.kstudy)
-app.command("report")(_report.report)
-app.command("presets")(_presets.presets)
-app.command("reproduce")(_reproduce.reproduce)
+def _reflowed(command: object) -> str:
+    """A command's docstring with each paragraph on one line: Typer keeps a docstring's
+    line breaks, so a paragraph wrapped at 92 columns in the source showed up broken
+    mid-sentence in ``--help`` and in the command list; the terminal wraps it instead."""
+    import re  # already loaded by Click; inspect.cleandoc would cost start-up time
+
+    doc = (getattr(command, "__doc__", None) or "").strip()
+    return "\n\n".join(" ".join(p.split()) for p in re.split(r"\n\s*\n", doc))
+
+
+for _name, _command in (
+    ("check", _check.check),
+    ("sweep", _sweep.sweep),
+    ("kstudy", _kstudy.kstudy),
+    ("report", _report.report),
+    ("presets", _presets.presets),
+    ("reproduce", _reproduce.reproduce),
+):
+    app.command(_name, help=_reflowed(_command))(_command)
 
 
 def _fail(message: str, code: int = 2) -> int:

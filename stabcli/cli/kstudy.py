@@ -55,7 +55,7 @@ def parse_ks(given: list[str]) -> tuple[int, ...]:
             raise StabcliError(f"--k must look like K or K0:K1 (e.g. 1:4), got {text!r}") from None
         if last < first:
             raise StabcliError(f"--k {text}: the range is empty (write it K0:K1, K0 <= K1)")
-        if last - first >= 1000:
+        if first < 1 or last > 1000:
             raise StabcliError(f"--k {text}: a study has k from 1 to 1000")
         ks += range(first, last + 1)
     return tuple(ks)

@@ -43,8 +43,8 @@ def reproduce(
         str | None,
         typer.Option(
             "--device",
-            help="cuda, mps or cpu (default: cuda, then mps, then cpu); cpu forces --scale "
-            "paper on a machine without a GPU.",
+            help="cuda, mps or cpu (default: cuda, then mps, then cpu); --scale paper's "
+            "GPU figures run on a CPU only when given --device cpu.",
             show_default=False,
         ),
     ] = None,

@@ -213,7 +213,10 @@ def sweep(
     slope_at: Annotated[
         int | None,
         typer.Option(
-            help="Step of the paper's central difference, App. H (default 500, or the middle).",
+            help=(
+                "Step of the paper's central difference, App. H (default 500; steps // 2 "
+                "for a run shorter than 1000 steps)."
+            ),
             show_default=False,
             rich_help_panel=MEASURE,
         ),

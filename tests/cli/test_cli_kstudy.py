@@ -10,6 +10,7 @@ import pytest
 
 from stabcli.cli import main
 from stabcli.cli.kstudy import parse_ks
+from stabcli.errors import StabcliError
 
 #: cnn-synthetic shrunk for tests (one stage on 8x8 images), App. H's schedule kept.
 TINY = """
@@ -228,3 +229,10 @@ def test_stopping_a_study_is_one_line_saying_it_resumes(
     assert f"finished sub-runs and points are saved in {out}" in lines[0]
     assert "re-run the same command to resume" in lines[0]
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize("given", ["0", "0:3", "-1", "1000:1001", "1:2000"])
+def test_k_outside_1_to_1000_names_the_flag(given: str) -> None:
+    """--k 0 was refused by the library as "k must be ...", not naming the flag typed."""
+    with pytest.raises(StabcliError, match=r"^--k .*a study has k from 1 to 1000"):
+        parse_ks([given])
