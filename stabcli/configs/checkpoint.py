@@ -50,6 +50,17 @@ def read_checkpoint(path: Path, file: str) -> object:
     import zipfile
 
     try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError as err:
+        raise StabcliError(f"{file}: cannot read: {err.strerror or err}") from None
+    if head != ZIP_MAGIC and head[:1] != bytes([PICKLE_PROTO]):
+        # torch.load would call any other bytes "weights only load failed", which reads
+        # as a refusal to unpickle objects: say what the file is not instead
+        raise StabcliError(
+            f"{file}: not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)"
+        )
+    try:
         return torch.load(
             path, weights_only=True, map_location="cpu", mmap=zipfile.is_zipfile(path)
         )
@@ -66,6 +77,10 @@ def read_checkpoint(path: Path, file: str) -> object:
 
 
 def _first(err: BaseException) -> str:
-    """The first line of an exception's message, or its type when it has none."""
+    """The first sentence of an exception's first line, or its type when it has none
+    (torch's zip reader follows its reason with a paragraph of generic advice)."""
     lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
+    if not lines:
+        return type(err).__name__
+    sentence, dot, _ = lines[0].partition(". ")
+    return sentence + dot.strip()

@@ -129,10 +129,11 @@ def test_a_whole_optimizer_object_is_refused(tmp_path: Path) -> None:
     ("name", "content", "words"),
     [
         ("broken.pt", b"PK\x03\x04 not really a zip", "not a readable checkpoint"),
-        ("empty.pt", b"", "not a readable checkpoint"),
+        ("empty.pt", b"", "not a PyTorch checkpoint"),
+        ("image.pt", b"\x89PNG\r\n\x1a\n" + bytes(range(256)), "not a PyTorch checkpoint"),
         ("sgd.pt", None, "no Adam betas found"),
     ],
-    ids=["corrupt-zip", "empty-file", "sgd-state-dict"],
+    ids=["corrupt-zip", "empty-file", "not-a-checkpoint", "sgd-state-dict"],
 )
 def test_unreadable_or_betaless_checkpoints(
     name: str, content: bytes | None, words: str, tmp_path: Path
@@ -164,3 +165,27 @@ def test_hugging_face_training_arguments_json(tmp_path: Path) -> None:
     path.write_text(args.to_json_string(), encoding="utf-8")
     found = betas_in_file(path)
     assert [(f.key, f.beta1, f.beta2) for f in found] == [("adam_beta1/adam_beta2", 0.85, 0.98)]
+
+
+def test_a_file_that_is_no_checkpoint_is_not_called_a_refusal(tmp_path: Path) -> None:
+    """Bytes that are neither torch.save's zip nor a pickle were reported as "needs
+    unpickling arbitrary objects", as if stabcli had refused a real checkpoint."""
+    path = tmp_path / "noise.ckpt"
+    path.write_bytes(bytes(range(7, 256)) * 8)
+    with pytest.raises(StabcliError) as caught:
+        betas_in_file(path)
+    assert "not a PyTorch checkpoint" in str(caught.value)
+    assert "unpickling" not in str(caught.value)
+
+
+def test_a_truncated_checkpoint_gives_the_reason_without_torch_advice(tmp_path: Path) -> None:
+    """torch's zip reader follows its reason with generic advice; the line keeps the reason."""
+    whole = tmp_path / "whole.pt"
+    torch.save(torch.optim.Adam(torch.nn.Linear(2, 1).parameters()).state_dict(), whole)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(StabcliError) as caught:
+        betas_in_file(cut)
+    message = str(caught.value)
+    assert message.startswith(f"{cut}: not a readable checkpoint: ")
+    assert "zip archive" in message and "If you are seeing this error" not in message
