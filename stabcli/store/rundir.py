@@ -349,7 +349,14 @@ def _refuse_unless_ours(path: Path, settings_key: str, settings: object, overwri
                 "{path} is not empty and is not a stabcli run directory" + only, path=path
             )
         return
-    old = _read_json(path / CONFIG)
+    try:
+        old = _read_json(path / CONFIG)
+    except StabcliError as err:  # not recognisably a stabcli run: never replaced
+        raise SettingError(
+            "{reason}; a directory not recognisably a stabcli run is never resumed or "
+            "replaced ({overwrite} included): move it away or choose another {out}",
+            reason=str(err),
+        ) from None
     if not is_run_config(old, settings_key):
         raise SettingError(
             "{path} holds a config.json that is not a stabcli run's; choose another {out}",

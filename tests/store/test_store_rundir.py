@@ -301,3 +301,25 @@ def test_points_csv_without_ids_is_corrupt(tmp_path: Path) -> None:
         (tmp_path / "run" / "points.csv").write_text("beta\n0.9\n")
     with pytest.raises(StabcliError, match="no point_id column"):
         RunDir.open(tmp_path / "run").finished_ids()
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["resume", "overwrite"])
+@pytest.mark.parametrize(
+    "config", [b'{"settings": ', b"[1, 2]", b"\xff\xfe"], ids=["torn", "not-an-object", "binary"]
+)
+def test_a_corrupt_config_says_what_to_do_and_touches_nothing(
+    tmp_path: Path, config: bytes, overwrite: bool
+) -> None:
+    """A run whose config.json is damaged cannot be told from another tool's folder: it is
+    refused untouched, even with --overwrite, and the one line says to move it away (it
+    said only that the file was corrupt, and --overwrite refused it the same way)."""
+    with _create(tmp_path / "run") as run:
+        run.commit_batch("batch-a", *_batch(["p1"]))
+    (tmp_path / "run" / "config.json").write_bytes(config)
+    before = _tree(tmp_path / "run")
+    with pytest.raises(StabcliError) as err:
+        _create(tmp_path / "run", overwrite=overwrite)
+    message = str(err.value)
+    assert "corrupt" in message and "move it away or choose another out" in message
+    assert "\n" not in message
+    assert _tree(tmp_path / "run") == before
