@@ -80,6 +80,12 @@ def report(
 
     if csv == "-" and markdown == "-":
         raise StabcliError("--csv - and --markdown - would both write to stdout; give one a file")
+    from stabcli.report.targets import check_target
+
+    check_target(csv, "csv", "--csv")  # before anything is read or written
+    check_target(markdown, "markdown", "--markdown")
+    page = out if out is not None else (Path("compare.html") if compare and html else None)
+    check_target(page, "html", "--out")  # a run's own report.html is always its to replace
     given = list(run_dirs or [])
     if compare:
         _compare(given, html, out, csv, markdown)

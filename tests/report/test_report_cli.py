@@ -262,3 +262,64 @@ def test_betas_near_one_stay_apart_from_one(stabcli_main: Run, tmp_path: Path, e
     shown = [r[column] for r in rows if len(r) == len(header) and r is not header]
     shown = [cell for cell in shown if cell and not set(cell) <= set("-")]
     assert shown == [repr(beta) for beta, _ in NEAR_ONE], out
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("option", "name"),
+    [
+        ("--csv", "points.csv"),
+        ("--markdown", "config.json"),
+        ("--out", "state.json"),
+        ("--csv", "traces/extra.csv"),
+    ],
+    ids=["csv-over-points", "markdown-over-config", "html-over-state", "csv-into-traces"],
+)
+def test_an_export_never_replaces_a_file_the_run_keeps(
+    stabcli_main: Run, tmp_path: Path, option: str, name: str
+) -> None:
+    """`report RUN --csv RUN/points.csv` replaced the run's results with the export's
+    columns (the next sweep found them damaged and trained its points again)."""
+    run = make_synthetic_run(tmp_path / "run", 3, 120)
+    before = _tree(run)
+    code, _, err = stabcli_main("report", run, option, run / name)
+    assert code == 2
+    assert "one of the run's own files" in _one_error_line(err)
+    assert _tree(run) == before
+
+
+@pytest.mark.parametrize(
+    ("option", "name"),
+    [("--csv", "notes.tex"), ("--markdown", "data.csv"), ("--out", "index.html")],
+    ids=["csv-over-tex", "markdown-over-csv", "html-over-own-page"],
+)
+def test_an_export_never_replaces_a_users_file_of_another_kind(
+    stabcli_main: Run, run_dir: Path, tmp_path: Path, option: str, name: str
+) -> None:
+    """`-o notes.tex` silently replaced a user's file with a page."""
+    mine = tmp_path / name
+    mine.write_text("precious")
+    code, _, err = stabcli_main("report", run_dir, option, mine)
+    assert code == 2
+    assert "exists and is not" in _one_error_line(err)
+    assert mine.read_text() == "precious"
+
+
+@pytest.mark.parametrize(
+    ("option", "name"),
+    [("--csv", "points.csv"), ("--markdown", "points.md"), ("--out", "page.html")],
+    ids=["csv", "markdown", "html"],
+)
+def test_the_same_export_twice_replaces_the_first(
+    stabcli_main: Run, run_dir: Path, tmp_path: Path, option: str, name: str
+) -> None:
+    """README's `--csv points.csv` (in the working directory) run twice works both times."""
+    target = tmp_path / name
+    assert stabcli_main("report", run_dir, option, target)[0] == 0
+    first = target.read_bytes()
+    target.write_bytes(first)  # an earlier export, as left on disk
+    assert stabcli_main("report", run_dir, option, target)[0] == 0
+    assert target.read_bytes() == first
