@@ -224,3 +224,24 @@ def test_deep_unstable_points_are_no_false_alarm(
         assert flagged["bound_note"].str.contains("float32's normal range from n = ").all()
     else:
         assert not invalid.any() and "numerically invalid" not in stdout
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["resume", "overwrite"])
+def test_a_sweep_into_a_k_study_is_refused_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], overwrite: bool
+) -> None:
+    """`sweep --out STUDY/k1-adam --overwrite` replaced the study's k = 1 results with the
+    sweep's, which the study's table then showed as Adam's."""
+    from kstudy_helpers import tiny_request
+
+    from stabcli.sweep.kstudy import run_kstudy
+
+    study = tmp_path / "study"
+    run_kstudy(tiny_request(study, ks=(1,), lrs=(1e-3,)))
+    before = _tree(study)
+    for target in (study / "k1-adam", study / "k5-exp"):
+        args = [*FAST, "--point", "0.9,0.9", "--out", str(target), "--quiet"]
+        code, _, err = _sweep([*args, "--overwrite"] if overwrite else args, capsys)
+        assert code == 2
+        assert "inside the k-study" in _one_error(err)
+    assert _tree(study) == before
