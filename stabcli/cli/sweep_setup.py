@@ -158,6 +158,13 @@ def build_request(
             raise StabcliError(f"--python-path {missing[0]}: no such directory")
         dirs = tuple(str(d.resolve()) for d in python_path)
         overrides["python_path"] = dirs + base.model.python_path
+    warmup = base.train.warmup_steps
+    if steps is not None and warmup >= steps:
+        # the preset's own check would name train.warmup_steps, which no flag sets
+        raise StabcliError(
+            f"--steps {steps} is within preset {base.name}'s warm-up of {warmup} steps; "
+            f"give --steps > {warmup}, or a preset file with a shorter train.warmup_steps"
+        )
     resolved = base.with_overrides(**overrides)
     measure = MeasureSetup.for_run(resolved.train.steps, slope_at, growth_tol, confidence)
     return SweepRequest(

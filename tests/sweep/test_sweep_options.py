@@ -9,6 +9,7 @@ import pytest
 
 from stabcli.cli import main
 from stabcli.cli.sweep_setup import build_region, build_request
+from stabcli.errors import StabcliError
 from stabcli.sweep.regions import SweepRegion
 
 
@@ -162,3 +163,18 @@ def test_a_factory_run_resumes_from_another_import_path(tmp_path: Path) -> None:
         setup = resolve_setup(request.preset, device="cpu")
         fingerprints.append(settings_of(setup, request.measure))
     assert fingerprints[0] == fingerprints[1]
+
+
+@pytest.mark.parametrize("steps", [12, 150])
+def test_steps_within_the_presets_warm_up_names_the_flag(steps: int) -> None:
+    """cnn-synthetic warms up for 150 steps: `--steps 12` was refused as
+    "train.warmup_steps = 150; must be in [0, steps)", naming a setting no flag sets."""
+    with pytest.raises(StabcliError) as err:
+        _request(preset="cnn-synthetic", steps=steps)
+    message = str(err.value)
+    assert message.startswith(f"--steps {steps} is within preset cnn-synthetic's warm-up")
+    assert "--steps > 150" in message
+
+
+def test_steps_past_the_warm_up_are_accepted() -> None:
+    assert _request(preset="cnn-synthetic", steps=151).preset.train.steps == 151
