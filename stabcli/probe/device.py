@@ -131,6 +131,14 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.3g} GiB" if n >= 2**27 else f"{n / 2**20:.3g} MiB"
 
 
+#: (B, T, C) activations a GPT block keeps for its backward pass (per point)
+BLOCK_ACTIVATIONS = 20
+#: the same with ``model.qk_norm``: the normalised queries and keys and their norms add
+#: 3.25 (B, T, C) per block, measured against the CPU allocator's peak at 1, 2 and 3 layers
+#: (benchmarks/bench_memory.py), counted as 4 so that the estimate errs on the large side
+QK_NORM_BLOCK_ACTIVATIONS = 24
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
     """Rough memory of a vectorized probe batch: a part per point and a shared part."""
@@ -155,8 +163,9 @@ def estimate_memory(
     Per point: θ, g and the optimizer's state and scratch, each (N,)
     (:func:`stabcli.probe.optim.buffers_per_point`: 6 for Adam, 4 + 2k for k-Adam, more for
     HyperAdam and MADA, which keep ∂θ/∂q per learned coefficient); activations kept for the
-    backward pass (a GPT block keeps ~20 (B, T, C) tensors plus its attention internals,
-    the logits 3 (B·T, V)); the per-step records, (S,) each, on the device and the host,
+    backward pass (a GPT block keeps :data:`BLOCK_ACTIVATIONS` (B, T, C) tensors, with
+    qk-norm :data:`QK_NORM_BLOCK_ACTIVATIONS`, plus its attention internals, the logits
+    3 (B·T, V)); the per-step records, (S,) each, on the device and the host,
     with the optimizer's own trace columns (k-Adam's levels, the learned coefficients).
     Shared: the data set on the device (``data_bytes``, as the batches read it: token ids
     and labels int64, features in the probe's dtype, images uint8), the batch offsets
@@ -168,7 +177,8 @@ def estimate_memory(
         acts = activations
     elif m.kind == "gpt":
         tokens = t.batch_size * m.block_size
-        acts = tokens * (m.n_layer * (20 * m.n_embd + 2 * m.n_head * m.block_size) + 3 * vocab)
+        block = (QK_NORM_BLOCK_ACTIVATIONS if m.qk_norm else BLOCK_ACTIVATIONS) * m.n_embd
+        acts = tokens * (m.n_layer * (block + 2 * m.n_head * m.block_size) + 3 * vocab)
     else:
         acts = t.batch_size * (m.n_layer * 4 * m.n_embd + 3 * vocab)
     columns = len(trace_columns(t))  # device (S,), host (S,) and a frame column each

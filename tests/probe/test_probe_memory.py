@@ -85,6 +85,42 @@ def test_estimate_is_within_30_percent_of_the_cpu_allocator_peak(name: str) -> N
     assert abs(estimate / peak - 1.0) <= TOLERANCE, (estimate, peak)
 
 
+#: qk-norm GPTs (tiny-char with overrides): their normalised queries and keys are kept
+QK_NORM = {
+    "tiny-char": {},
+    "tiny-char-2-layers-batch-16": {"n_layer": 2, "batch_size": 16},
+}
+QK_NORM_POINTS = 8
+
+
+def _cpu_estimate_and_peak(overrides: dict[str, object]) -> tuple[int, int]:
+    """(estimate, CPU allocator peak) of one batch of tiny-char with ``overrides``."""
+    base = {"steps": STEPS, "eval_every": 0, "eval_batches": 0}
+    setup = resolve_setup(load_preset("tiny-char").with_overrides(**base, **overrides), "cpu")
+    _warm(setup)
+    peak = _cpu_allocator_peak(setup, _points(QK_NORM_POINTS))
+    total = setup.memory(torch.device("cpu")).total(QK_NORM_POINTS)
+    return total - device_bytes(setup.dataset(), 4), peak
+
+
+@pytest.mark.parametrize("name", list(QK_NORM), ids=list(QK_NORM))
+def test_qk_norm_estimate_is_within_30_percent_of_the_cpu_allocator_peak(name: str) -> None:
+    estimate, peak = _cpu_estimate_and_peak({**QK_NORM[name], "qk_norm": True})
+    assert abs(estimate / peak - 1.0) <= TOLERANCE, (estimate, peak)
+
+
+@pytest.mark.parametrize("name", list(QK_NORM), ids=list(QK_NORM))
+def test_qk_norm_adds_to_the_estimate_what_it_adds_to_the_peak(name: str) -> None:
+    """The memory qk-norm adds (switched on against off, the same GPT otherwise): the
+    estimate's increment within 30% of the allocator's. Without its own term the estimate
+    adds nothing, while the allocator's peak grows by ~3 (B, T, C) per block."""
+    estimate_on, peak_on = _cpu_estimate_and_peak({**QK_NORM[name], "qk_norm": True})
+    estimate_off, peak_off = _cpu_estimate_and_peak({**QK_NORM[name], "qk_norm": False})
+    added, measured = estimate_on - estimate_off, peak_on - peak_off
+    assert measured > 0, (peak_on, peak_off)
+    assert abs(added / measured - 1.0) <= TOLERANCE, (added, measured)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name", list(PRESETS), ids=list(PRESETS))
 def test_estimate_is_within_30_percent_of_the_cuda_allocator_peak(name: str) -> None:
