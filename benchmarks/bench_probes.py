@@ -19,7 +19,7 @@ medians over the repeats as a table.
 Usage: python benchmarks/bench_probes.py [--presets mlp-synthetic tiny-char] [--repeats 3]
        [--points 16] [--steps 200] [--threads N] [--device cpu|cuda]
        [--compile off|on|both] [--cold-compile]
-       [--optimizers adam kadam hyperadam mada] [--k 3] [--no-loop]
+       [--optimizers adam kadam hyperadam mada] [--k 3] [--no-loop] [--loop-points N]
 """
 
 from __future__ import annotations
@@ -172,6 +172,7 @@ def bench(args: argparse.Namespace, preset: Preset) -> dict[str, Timing]:
             run_probes(setup.preset.with_overrides(steps=5), pts, device=args.device)
             first[key] = time.perf_counter() - t0
             runs[key] = lambda s=setup: run_probes(s, pts, points_per_batch=args.points)
+    loop_points = min(args.loop_points or args.points, args.points)
     if args.loop:
         data = resolve_setup(preset, args.device).dataset()
         t0 = time.perf_counter()
@@ -179,7 +180,7 @@ def bench(args: argparse.Namespace, preset: Preset) -> dict[str, Timing]:
         first["loop"] = time.perf_counter() - t0
 
         def loop() -> None:
-            for pt in pts:
+            for pt in pts[:loop_points]:
                 run_reference(preset, pt, device=args.device, dataset=data)
 
         runs["loop"] = loop
@@ -189,8 +190,11 @@ def bench(args: argparse.Namespace, preset: Preset) -> dict[str, Timing]:
             t0 = time.perf_counter()
             fn()
             times[key].append(time.perf_counter() - t0)
-    per = 1e3 / (args.points * args.steps)
-    return {key: Timing(statistics.median(v) * per, first[key]) for key, v in times.items()}
+
+    def per(key: str) -> float:  # ms per point-step from seconds per run
+        return 1e3 / ((loop_points if key == "loop" else args.points) * args.steps)
+
+    return {key: Timing(statistics.median(v) * per(key), first[key]) for key, v in times.items()}
 
 
 def main() -> None:
@@ -221,6 +225,13 @@ def main() -> None:
     )
     parser.add_argument("--k", type=int, default=3, help="k-Adam's levels")
     parser.add_argument("--no-loop", dest="loop", action="store_false", help="skip the loop")
+    parser.add_argument(
+        "--loop-points",
+        type=int,
+        default=None,
+        help="time the loop on the first N points only (its time per point-step does not "
+        "depend on how many points it runs one after another; default: all)",
+    )
     parser.add_argument("--gemm-seconds", type=float, default=2.0, help="time per GEMM peak")
     args = parser.parse_args()
     if args.threads:
@@ -230,7 +241,11 @@ def main() -> None:
     device = resolve_device(args.device)
     today = datetime.date.today().isoformat()
     print(f"# {today}, device {device.type}: {device_name(device)}, torch {torch.__version__}")
-    print(f"# {args.points} points x {args.steps} steps, median of {args.repeats} repeats")
+    loop_note = f" (the loop: the first {args.loop_points})" if args.loop_points else ""
+    print(
+        f"# {args.points} points{loop_note} x {args.steps} steps, median of {args.repeats} "
+        f"repeats; load average {os.getloadavg()[0]:.2f} at the start"
+    )
     rows: list[tuple[str, ...]] = []
     square_peaks: dict[torch.dtype, float] = {}
     for name in args.presets:
@@ -305,6 +320,7 @@ def main() -> None:
     print("|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    print(f"# load average {os.getloadavg()[0]:.2f} at the end")
 
 
 if __name__ == "__main__":
