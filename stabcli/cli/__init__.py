@@ -175,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     else:
         code = result if isinstance(result, int) else 0
+        if code == 130:  # Typer turns a Ctrl-C outside a command's own handling into 130
+            code = _fail("interrupted", 130)
     if argv is None:
         sys.exit(code)
     return code

@@ -77,13 +77,19 @@ def reproduce(
     def notice(line: str) -> None:
         err.print(line, markup=False, highlight=False)
 
+    from stabcli.cli.sweep_view import resumable_on_interrupt
     from stabcli.reproduce.runner import run_all, run_figure
 
+    saved = f"finished figures and sweep points are saved in {root}"
     if figure != "all":
-        done = run_figure(chosen[0], known, root, device=device, overwrite=overwrite, notice=notice)
+        with resumable_on_interrupt(saved):
+            done = run_figure(
+                chosen[0], known, root, device=device, overwrite=overwrite, notice=notice
+            )
         _print_summary(Console(), [done], root)
         return 0
-    runs = run_all(chosen, known, root, device=device, overwrite=overwrite, notice=notice)
+    with resumable_on_interrupt(saved):
+        runs = run_all(chosen, known, root, device=device, overwrite=overwrite, notice=notice)
     _print_summary(Console(), runs, root)
     return 1 if any(r.record is None for r in runs) else 0
 

@@ -3,6 +3,8 @@ stderr and a non-zero exit code, never a traceback (unless STABCLI_DEBUG asks fo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import stabcli.theory.analysis
@@ -78,3 +80,36 @@ def test_subnormal_beta_is_never_a_traceback(capsys: pytest.CaptureFixture[str])
     assert "Traceback" not in captured.err
     if code != 0:
         _one_line(captured.err)
+
+
+def _ctrl_c(*args: object, **kwargs: object) -> object:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_anywhere_is_one_line_with_exit_code_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Typer turns a Ctrl-C into exit code 130 silently: the command said nothing."""
+    monkeypatch.setattr(stabcli.theory.analysis, "analyze_point", _ctrl_c)
+    code = main(["check", "0.5", "0.5"])
+    assert code == 130
+    assert _one_line(capsys.readouterr().err) == "stabcli: error: interrupted"
+
+
+@pytest.mark.parametrize("figure", ["fig1", "all"])
+def test_ctrl_c_in_reproduce_says_what_is_saved(
+    figure: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """reproduce ended a Ctrl-C with exit code 130 and no word; sweep and kstudy say
+    what is saved and that re-running resumes, and so does reproduce now."""
+    import stabcli.reproduce.runner as runner
+
+    monkeypatch.setattr(runner, "run_figure", _ctrl_c)
+    monkeypatch.setattr(runner, "run_all", _ctrl_c)
+    code = main(["reproduce", figure, "--scale", "test", "--out", str(tmp_path / "out")])
+    line = _one_line(capsys.readouterr().err)
+    assert code == 130
+    assert f"saved in {tmp_path / 'out'}" in line and "re-run the same command" in line

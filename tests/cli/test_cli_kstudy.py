@@ -124,7 +124,7 @@ def test_weight_decay_on_a_preset_without_it_trains_adamw(
     [
         (["--k", "x"], "--k must look like K or K0:K1"),
         (["--k", "4:2"], "--k 4:2: the range is empty"),
-        (["--k", "0"], "k must be an integer from 1 to 1000"),
+        (["--k", "0"], "--k 0: a study has k from 1 to 1000"),
         (["--k", "2", "--k", "1:3"], "--k gives 2 twice"),
         (["--strategy", "fast"], "unknown k-Adam strategy 'fast'"),
         (["--strategy", "exp", "--strategy", "exp"], "--strategy gives exp twice"),
