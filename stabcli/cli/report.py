@@ -159,10 +159,16 @@ def _compare(
     given: list[Path], html: bool, out: Path | None, csv: str | None, markdown: str | None
 ) -> None:
     """`stabcli report RUN... --compare`: the table in the terminal, or the exports."""
+    from stabcli.errors import StabcliError
     from stabcli.report import load_run
     from stabcli.report.compare import _get_compare_info, compare_table, write_compare_html
     from stabcli.report.summary import table_csv, table_markdown
 
+    seen: dict[Path, Path] = {}
+    for path in given:  # the same run twice would be compared with itself
+        if path.resolve() in seen:
+            raise StabcliError(f"--compare: {path} is given twice (as {seen[path.resolve()]})")
+        seen[path.resolve()] = path
     info = _get_compare_info([load_run(path) for path in given])
     table = compare_table(info)
     if csv is not None:

@@ -305,6 +305,18 @@ def test_compare_cli(
     assert len(err.strip().splitlines()) == 1 and "different regions" in err
 
 
+def test_compare_refuses_a_run_given_twice(
+    compared: list[RunData], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report A A --compare` compared a run with itself, one panel per copy."""
+    first = compared[0].path
+    again = first.parent / "." / first.name  # the same directory, written differently
+    capsys.readouterr()
+    assert main(["report", str(first), str(again), "--compare"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "is given twice" in err
+
+
 def test_an_empty_text_column_reads_as_text_without_warnings() -> None:
     """A text column empty in every row reads back as float NaN (CSV, or Parquet written
     from NaN): it must become "" without pandas' warning about filling floats with text."""
