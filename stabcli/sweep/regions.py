@@ -208,6 +208,11 @@ def points_region(
 _COLUMNS = "columns beta,gamma (or torch_beta1,torch_beta2)"
 
 
+def _shorten(text: str, width: int = 60) -> str:
+    """``text`` cut to ``width`` characters with an ellipsis (a header line can be long)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _check_same_point(point: HyperPoint, beta1: str, beta2: str) -> None:
     """Refuse a row whose torch_beta1,torch_beta2 contradict its beta,gamma.
 
@@ -259,7 +264,7 @@ def read_points_file(path: Path) -> SweepRegion:
         raise SettingError(
             "{points_file} {path} needs " + _COLUMNS + ", found {found}",
             path=path,
-            found=",".join(header) or "no header",
+            found=_shorten(",".join(header)) or "no header",
         )
     if not rows:
         raise SettingError("{points_file} {path} holds no rows", path=path)

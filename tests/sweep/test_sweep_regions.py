@@ -192,3 +192,14 @@ def test_points_file_with_contradicting_orders_is_refused(tmp_path: Path, row: s
     path.write_text(f"beta,gamma,torch_beta1,torch_beta2\n{row}\n")
     with pytest.raises(SettingError, match=r"line 2: beta,gamma = .* but torch_beta1"):
         read_points_file(path)
+
+
+def test_a_long_foreign_header_is_shortened_in_the_error(tmp_path: Path) -> None:
+    """A report's Markdown export given as --points-file: its 45-column header made the
+    one-line error some 900 characters long."""
+    path = tmp_path / "table.md"
+    path.write_text("| " + " | ".join(f"column {i}" for i in range(45)) + " |\n|---|\n")
+    with pytest.raises(SettingError, match="needs columns beta,gamma") as err:
+        read_points_file(path)
+    found = str(err.value).split(", found ", 1)[1]
+    assert len(found) <= 60 and found.endswith("…")
