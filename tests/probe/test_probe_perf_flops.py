@@ -110,7 +110,9 @@ OP_FLOPS = {
 
 
 class _ElementwiseTally(TorchDispatchMode):
-    """Tallies FLOPs of operations on (P, N) tensors, by :data:`OP_FLOPS`."""
+    """Tallies FLOPs of operations on (P, N) buffers, by :data:`OP_FLOPS`: operations on
+    a (P, N) tensor, or on a view into one (the chunks a reduction reads, counted by the
+    elements the view holds); views themselves cost nothing."""
 
     def __init__(self, shape: tuple[int, int]) -> None:
         super().__init__()
@@ -118,9 +120,17 @@ class _ElementwiseTally(TorchDispatchMode):
         self.flops = 0
         self.unknown: set[str] = set()
 
+    def _big(self, a: object) -> bool:
+        if not isinstance(a, torch.Tensor):
+            return False
+        if tuple(a.shape) == self.shape:
+            return True
+        n_pt, n = self.shape  # a view into a parameter-sized buffer (not a new tensor)
+        return a._base is not None and tuple(a._base.shape) == (n_pt, n)
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        big = [a for a in args if isinstance(a, torch.Tensor) and tuple(a.shape) == self.shape]
+        big = [a for a in args if self._big(a)]
         name = func.overloadpacket.__name__
         if big and name not in (
             "gather",
@@ -130,6 +140,11 @@ class _ElementwiseTally(TorchDispatchMode):
             "clone",
             "empty_like",
             "new_zeros",
+            "slice",
+            "view",
+            "select",
+            "unsqueeze",
+            "as_strided",
         ):
             if name not in OP_FLOPS:
                 self.unknown.add(name)
