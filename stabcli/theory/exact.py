@@ -33,12 +33,14 @@ def geometric_sum(beta: float, gamma: float, n: Num) -> Num:
 
 
 def log_geometric_sum(beta: float, gamma: float, n: Num) -> Num:
-    """ln S_n, without overflow when r > 1: (n+1) ln r + ln(1 − r^{−(n+1)}) − ln(r − 1)."""
+    """ln S_n, without overflow when r > 1: (n+1) ln r + ln(1 − r^{−(n+1)}) − ln(r − 1),
+    with ln(r − 1) = ln r + ln(1 − 1/r) (finite even where r overflows, e.g. subnormal β)."""
     lr = log_ratio(beta, gamma)
     if lr <= 0.0:
         return _num.log(geometric_sum(beta, gamma, n))
     k = _num.as_steps(n) + 1.0
-    return k * lr + _num.log(-_num.expm1(-k * lr)) - math.log(math.expm1(lr))
+    log_r_minus_one = lr + math.log(-math.expm1(-lr))
+    return k * lr + _num.log(-_num.expm1(-k * lr)) - log_r_minus_one
 
 
 def exact_bound(beta: float, gamma: float, n: Num) -> Num:
@@ -57,9 +59,21 @@ def exact_bound(beta: float, gamma: float, n: Num) -> Num:
         return corr * scale * _num.exp(0.5 * log_geometric_sum(beta, gamma, n))
 
 
+#: Relative distance |γ² − β|/β within which a pair is on the boundary γ² = β
+#: (docs/theory.md (3.5)): twice the rounding of decimal inputs and of γ·γ (4 units in the
+#: last place), so that 0.49 0.7, 0.64 0.8 and 0.81 0.9 are all marginal, as typed.
+BOUNDARY_TOLERANCE = 8 * 2.0**-53
+
+
+def on_exact_boundary(beta: float, gamma: float) -> bool:
+    """γ² = β to within float rounding (BOUNDARY_TOLERANCE): √n growth, rate 0 (§4)."""
+    return abs(gamma * gamma - beta) <= BOUNDARY_TOLERANCE * beta
+
+
 def exact_stable(beta: float, gamma: float) -> bool:
-    """Exactly stable iff γ² < β (docs/theory.md (3.5); the known condition β1 < sqrt(β2))."""
-    return gamma * gamma < beta
+    """Exactly stable iff γ² < β (docs/theory.md (3.5); the known condition β1 < sqrt(β2)),
+    by more than rounding: a pair on the boundary (:func:`on_exact_boundary`) is not."""
+    return gamma * gamma < beta and not on_exact_boundary(beta, gamma)
 
 
 def exact_limit_bound(beta: float, gamma: float) -> float:
@@ -70,8 +84,10 @@ def exact_limit_bound(beta: float, gamma: float) -> float:
 
 
 def exact_rate(beta: float, gamma: float) -> float:
-    """Asymptotic growth rate of the exact bound: log γ − ½ log β when γ² > β, else 0."""
-    if exact_stable(beta, gamma):
+    """Asymptotic growth rate of the exact bound: log γ − ½ log β when γ² > β, else 0
+    (docs/theory.md (3.7)); 0 on the boundary, where the growth is √n and the difference
+    of logarithms only rounding."""
+    if exact_stable(beta, gamma) or on_exact_boundary(beta, gamma):
         return 0.0
     return max(0.0, math.log(gamma) - 0.5 * math.log(beta))
 
@@ -88,10 +104,13 @@ def exact_slope(beta: float, gamma: float, n: Num) -> Num:
 
 
 def exact_rate_at(beta: float, gamma: float, n: Num) -> Num:
-    """The exact theory's predicted growth rate at step n: ρ_n when γ² > β, else 0."""
+    """The exact theory's predicted growth rate at step n: ρ_n (docs/theory.md (3.9)) when
+    γ² >= β, else 0. Its asymptotic part is :func:`exact_rate`'s, so that on the boundary
+    γ² = β, where log γ − ½ log β is zero but rounds to ±1e-17, it is the drift alone."""
     if exact_stable(beta, gamma):
         return _num.full_like(n, 0.0)
-    return exact_slope(beta, gamma, n)
+    drift = bias_correction_drift(gamma, n) - 0.5 * bias_correction_drift(beta, n)
+    return exact_rate(beta, gamma) + drift
 
 
 def boundary_gamma(beta: Num) -> Num:

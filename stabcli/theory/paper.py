@@ -6,6 +6,7 @@ All functions take the paper's (β, γ): β is PyTorch's beta2, γ is PyTorch's 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -28,19 +29,19 @@ class Region(StrEnum):
 def c_value(beta: Num, gamma: Num) -> Num:
     """C(β, γ) = (2β(1−γ) − γ(1−β)) / (βγ) = 2/γ − 1/β − 1 (paper Section 3.1, below eq. 5).
 
-    Works on floats and on numpy arrays of β and γ. C is +∞ at γ = 0 (RMSprop), and for
-    subnormal γ whose product with β underflows.
+    Works on floats and on numpy arrays of β and γ. C is +∞ at γ = 0 (RMSprop); where βγ
+    underflows (subnormal β or γ) it is ±∞ with the numerator's sign (−∞ for subnormal β).
     """
     numerator = 2.0 * beta * (1.0 - gamma) - gamma * (1.0 - beta)
     if isinstance(gamma, int | float) and isinstance(beta, int | float):
         denominator = beta * gamma
-        return numerator / denominator if denominator != 0 else math.inf
+        return numerator / denominator if denominator != 0 else math.copysign(math.inf, numerator)
     import numpy as np
 
     denominator = np.multiply(beta, gamma)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         c = np.divide(numerator, denominator)
-    return np.where(denominator == 0, np.inf, c)
+    return np.where(denominator == 0, np.copysign(np.inf, numerator), c)
 
 
 def region(beta: float, gamma: float, tol: float = B0_TOLERANCE) -> Region:
@@ -86,8 +87,11 @@ def paper_bound(beta: float, gamma: float, n: Num, tol: float = B0_TOLERANCE) ->
     if where is Region.B_ZERO:
         growth = _num.sqrt(steps)
     else:
+        # |C| overflows to +inf for subnormal β (1/β does): the largest float stands in, so
+        # the bound is +inf from n = 1 on, as it is for the true |C|, instead of inf/inf.
+        size = min(abs(c), sys.float_info.max)
         with _num.quiet_overflow():
-            growth = _num.exp(steps * abs(c) / 2.0) / math.sqrt(abs(c))
+            growth = _num.exp(steps * size / 2.0) / math.sqrt(size)
     with _num.quiet_overflow():
         return corr * _prefactor(beta, gamma) * growth
 

@@ -32,6 +32,7 @@ from stabcli.theory import (
 )
 from stabcli.theory.analysis import first_step_exceeding
 from stabcli.theory.domain import HyperPoint
+from stabcli.theory.exact import exact_rate_at, log_geometric_sum
 from stabcli.theory.kadam import KAdamStrategy, kadam_levels, kadam_table, parse_strategy
 from stabcli.theory.memory import memory_coefficient
 from stabcli.theory.paper import annealed_lr
@@ -486,7 +487,8 @@ def test_theory_functions_handle_rmsprop():
 def test_analysis_is_consistent(beta, gamma, step):
     a = analyze_point(beta, gamma, step=step)
     assert not any(math.isnan(x) for x in _numbers(a))
-    assert a.exact.stable == (gamma * gamma < beta)
+    # stable: γ² below β by more than the rounding margin of docs/theory.md (3.5)
+    assert a.exact.stable == (gamma * gamma < beta * (1.0 - 8 * 2.0**-53))
     assert a.exact.bound_at_step == pytest.approx(exact_bound(beta, gamma, step))
     assert a.paper.rate >= 0 and a.exact.rate >= 0
     c = hand_c(beta, gamma) if gamma > 0 else math.inf
@@ -554,3 +556,51 @@ def test_rmsprop_paper_bound_is_infinite_but_predicts_no_growth(beta):
     assert a.paper.steps_to_threshold is None
     for gamma in (1e-4, 1e-8, 1e-12):  # the bound grows without limit as γ → 0
         assert paper_limit_bound(beta, gamma) > 0.1 / math.sqrt(gamma)
+
+
+def hand_drift(x: float, n: int) -> float:
+    """x^{n+1} ln x / (1 − x^{n+1}) with naive powers (docs/theory.md (3.8))."""
+    power = x ** (n + 1)
+    return power * math.log(x) / (1.0 - power)
+
+
+ON_BOUNDARY_AS_TYPED = [(0.81, 0.9), (0.64, 0.8), (0.49, 0.7), (0.9801, 0.99), (0.25, 0.5)]
+
+
+@pytest.mark.parametrize(("beta", "gamma"), ON_BOUNDARY_AS_TYPED)
+def test_decimal_points_on_the_boundary_are_marginal_whatever_their_last_bit(beta, gamma):
+    # In binary, 0.7² < 0.49 and 0.8² > 0.64 by one rounding: neither is stable, nor growing
+    a = analyze_point(beta, gamma)
+    assert not a.exact.stable
+    assert a.exact.rate == 0.0 and a.exact.limit_bound == math.inf
+    assert a.verdict.startswith("Marginal")
+    # a pair off the boundary by far more than rounding is decided by the sign of β − γ²
+    assert exact_stable(beta * (1 + 1e-12), gamma)
+    assert not exact_stable(beta * (1 - 1e-12), gamma)
+    assert exact_rate(beta * (1 - 1e-12), gamma) > 0.0
+
+
+@pytest.mark.parametrize(("beta", "gamma"), ON_BOUNDARY_AS_TYPED)
+@pytest.mark.parametrize("n", [0, 10, 1000])
+def test_rate_on_the_boundary_is_the_drift_alone(beta, gamma, n):
+    # γ² = β in exact arithmetic, so log γ − ½ log β = 0; in floats it rounds to ±1e-17,
+    # which must not stand in for a rate (ρ_1000 at (0.81, 0.9) is −1.7e-47, all drift).
+    expected = hand_drift(gamma, n) - 0.5 * hand_drift(beta, n)
+    assert exact_rate_at(beta, gamma, n) == pytest.approx(expected, rel=1e-9, abs=0.0)
+    assert exact_rate(beta, gamma) == 0.0
+
+
+@pytest.mark.parametrize("beta", [1e-320, 5e-324, 1e-310])
+@pytest.mark.parametrize("gamma", [0.5, 0.999])
+def test_subnormal_beta_is_answered_not_overflowed(beta, gamma):
+    # r = γ²/β overflows a float, and so do 1/β and C: every figure must still be given.
+    a = analyze_point(beta, gamma)
+    assert not any(math.isnan(x) for x in _numbers(a))
+    log_r = 2.0 * math.log(gamma) - math.log(beta)  # > 700: r itself is not a float
+    for n in (0, 1, 50):
+        # S_n = r^n (1 + 1/r + ...), and 1/r < 1e-300 is below float resolution
+        assert log_geometric_sum(beta, gamma, n) == pytest.approx(n * log_r, rel=1e-15, abs=1e-300)
+    assert a.exact.rate == pytest.approx(math.log(gamma) - 0.5 * math.log(beta), rel=1e-15)
+    assert a.paper.rate == math.inf
+    assert (a.paper.steps_to_threshold, a.exact.steps_to_threshold) == (1, 1)
+    assert a.paper.bound_at_step == math.inf and a.exact.bound_at_step == math.inf
