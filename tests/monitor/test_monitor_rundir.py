@@ -110,6 +110,42 @@ def test_another_configuration_needs_overwrite(tmp_path: Path) -> None:
     assert config["settings"]["optimizer"]["param_groups"][0]["lr"] == 3e-3
 
 
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()
+    }
+
+
+@pytest.mark.parametrize("where", ["k1-adam", "k3-inverse-exp", "."])
+def test_a_k_studys_runs_are_not_watched_over(tmp_path: Path, where: str) -> None:
+    """watch(..., overwrite=True) into a k-study's sub-run replaced it, and the study's
+    table then showed the monitored run as that (k, strategy)'s."""
+    from stabcli.probe import load_preset
+    from stabcli.sweep.kstudy import KStudyRequest, run_kstudy
+
+    small = load_preset("cnn-synthetic").with_overrides(
+        n_layer=1, n_embd=4, image_size=8, n_samples=400, batch_size=16, eval_batches=2
+    )
+    study = tmp_path / "study"
+    run_kstudy(
+        KStudyRequest(
+            small,
+            ks=(1,),
+            strategies=("inverse-exp",),
+            lrs=(1e-3,),
+            steps=24,
+            out=study,
+            device="cpu",
+        )
+    )
+    before = _tree(study)
+    model, _ = regression()
+    for overwrite in (False, True):
+        with pytest.raises(StabcliError, match="inside the k-study"):
+            watch(_adamw(model), run_dir=study / where, overwrite=overwrite)
+    assert _tree(study) == before
+
+
 def test_the_same_training_again_replaces_its_point(tmp_path: Path) -> None:
     for steps in (5, 8):
         model, loss = regression()
