@@ -221,8 +221,8 @@ def _request(
         base = DEFAULT_BASE
     loaded = load_preset(preset)
     if data is not None:
-        if not data.is_file() and not data.is_dir():
-            raise StabcliError(f"--data {data}: no such file")
+        if not data.exists():  # a file, or a directory where the data set allows (CIFAR-10)
+            raise StabcliError(f"--data {data}: no such file or directory")
         loaded = loaded.with_overrides(data_path=str(data.resolve()))
     return KStudyRequest(
         preset=loaded,

@@ -148,8 +148,8 @@ def build_request(
         if value is not None
     }
     if data is not None:
-        if not data.is_file():
-            raise StabcliError(f"--data {data}: no such file")
+        if not data.exists():  # a file, or a directory where the data set allows (CIFAR-10)
+            raise StabcliError(f"--data {data}: no such file or directory")
         overrides["data_path"] = str(data.resolve())
     base = load_preset(preset)
     if python_path:

@@ -77,7 +77,8 @@ def load_preset(name_or_path: str) -> Preset:
     path = Path(name_or_path).expanduser()
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
-            raise StabcliError(f"preset file {path} does not exist")
+            why = "is not a file" if path.exists() else "does not exist"
+            raise StabcliError(f"preset file {path} {why}")
         return _read(path)
     known = ", ".join(shipped) or "(none found)"
     raise StabcliError(f"unknown preset {name_or_path!r}; known presets: {known}")

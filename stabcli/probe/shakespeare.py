@@ -44,9 +44,9 @@ def shakespeare_path(data_path: str | None = None) -> Path:
         if given:
             path = Path(given).expanduser()
             if not path.is_file():
+                why = "is not a file" if path.exists() else "does not exist"
                 raise SettingError(
-                    "tiny Shakespeare file {path} (from " + origin + ") does not exist",
-                    path=path,
+                    "tiny Shakespeare file {path} (from " + origin + ") " + why, path=path
                 )
             return path
     url = os.environ.get(ENV_URL) or DEFAULT_URL

@@ -245,3 +245,32 @@ def test_a_sweep_into_a_k_study_is_refused_untouched(
         assert code == 2
         assert "inside the k-study" in _one_error(err)
     assert _tree(study) == before
+
+
+def test_data_given_as_a_directory_reaches_the_data_set_that_takes_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CIFAR-10 reads the directory its archive unpacks to; --data refused every directory
+    as 'no such file' before the data set could say what it lacks."""
+    folder = tmp_path / "cifar"
+    folder.mkdir()
+    args = ["--preset", "cnn-cifar10", "--point", "0.9,0.9", "--out", str(tmp_path / "run")]
+    code, _, err = _sweep([*args, "--data", str(folder)], capsys)
+    assert code == 2
+    assert f"CIFAR-10 directory {folder} has no data_batch_1" in _one_error(err)
+    code, _, err = _sweep([*args, "--data", str(tmp_path / "missing")], capsys)
+    assert code == 2 and "no such file or directory" in _one_error(err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_directory_where_a_file_is_wanted_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = ["--point", "0.9,0.9", "--out", str(tmp_path / "run")]
+    code, _, err = _sweep(["--preset", str(tmp_path), *out], capsys)
+    assert code == 2 and f"preset file {tmp_path} is not a file" in _one_error(err)
+    args = ["--preset", "shakespeare-small", "--data", str(tmp_path), *out]
+    code, _, err = _sweep(args, capsys)
+    assert code == 2 and f"tiny Shakespeare file {tmp_path} (from --data) is not a file" in (
+        _one_error(err)
+    )
