@@ -55,6 +55,14 @@ def init_flat(specs: list[ParamSpec], seed: int, dtype: torch.dtype) -> torch.Te
     return torch.cat(chunks).to(dtype)
 
 
+def correct_fraction(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(P,) fraction of the batch whose highest score (P, B, K) is the label y (B,), counted
+    in float32 (float64 for float64 scores): never in bfloat16, which autocast gives the
+    scores and which cannot hold counts like 45/300 exactly."""
+    exact = torch.float64 if scores.dtype == torch.float64 else torch.float32
+    return (scores.argmax(dim=-1) == y).to(exact).mean(dim=1)
+
+
 def unflatten(flat: torch.Tensor, specs: list[ParamSpec]) -> Params:
     """Named (P, *shape) views of a flat (P, N) buffer; one split, so backward is one cat."""
     pieces = torch.split(flat, [s.numel for s in specs], dim=1)

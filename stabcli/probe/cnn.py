@@ -33,7 +33,14 @@ import torch
 import torch.nn.functional as F
 
 from stabcli.errors import StabcliError
-from stabcli.probe.backend import ModelBackend, Params, ParamSpec, SharedDropout, init_flat
+from stabcli.probe.backend import (
+    ModelBackend,
+    Params,
+    ParamSpec,
+    SharedDropout,
+    correct_fraction,
+    init_flat,
+)
 from stabcli.probe.config import ModelConfig, Preset
 from stabcli.probe.data import Dataset
 
@@ -129,12 +136,6 @@ def activation_elements(
     return batch * (2 * math.prod(feature_shape(cfg, image)) + 3 * n_classes + total)
 
 
-def _correct(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """(P,) fraction of the batch whose highest score (P, B, K) is the label y (B,)."""
-    exact = torch.float64 if scores.dtype == torch.float64 else torch.float32  # not bf16
-    return (scores.argmax(dim=-1) == y).to(exact).mean(dim=1)
-
-
 def cnn_backend(preset: Preset, data: Dataset) -> ModelBackend:
     """The CNN for ``data``'s (N, C, H, W) images and classes, batched over points."""
     cfg = preset.model
@@ -148,11 +149,11 @@ def cnn_backend(preset: Preset, data: Dataset) -> ModelBackend:
         return _cross_entropy(logits(p, x, cfg, drop), y)
 
     def accuracy(p: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return _correct(logits(p, x, cfg, SharedDropout(0.0, None)), y)
+        return correct_fraction(logits(p, x, cfg, SharedDropout(0.0, None)), y)
 
     def evaluate(p: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scores = logits(p, x, cfg, SharedDropout(0.0, None))  # (P, B, K), computed once
-        return _cross_entropy(scores, y), _correct(scores, y)
+        return _cross_entropy(scores, y), correct_fraction(scores, y)
 
     return ModelBackend(
         specs=specs,

@@ -54,8 +54,19 @@ def resolve_dtype(preset: Preset, device: torch.device) -> tuple[torch.dtype, bo
     name = preset.train.dtype
     if name == "bfloat16" and device.type != "cuda":
         raise StabcliError(f"dtype bfloat16 (autocast) needs a CUDA device, not {device.type}")
+    if name == "bfloat16" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        raise StabcliError(
+            f"dtype bfloat16 needs a GPU with native bfloat16 (compute capability 8.0 or more); "
+            f"{torch.cuda.get_device_name(device)} would emulate it, slower than float32: "
+            "use --dtype float32"
+        )
     if name == "float64" and device.type == "mps":
         raise StabcliError("dtype float64 is not supported on mps; use float32 or cpu")
+    if preset.train.optimizer in ("hyperadam", "mada") and device.type == "mps":
+        raise StabcliError(
+            f"optimizer {preset.train.optimizer} keeps its hypergradient coefficients in "
+            "float64, which mps lacks; use --device cpu"
+        )
     return _DTYPES[name], name == "bfloat16"
 
 
@@ -204,9 +215,13 @@ def check_memory(
         )
 
 
-def auto_points_per_batch(estimate: MemoryEstimate, device: torch.device, n_points: int) -> int:
-    """Points per vectorized batch from a budget of half the free memory (at least 1)."""
-    budget = free_memory(device) // 2 - estimate.shared
+def auto_points_per_batch(
+    estimate: MemoryEstimate, device: torch.device, n_points: int, share: float = 1.0
+) -> int:
+    """Points per vectorized batch from a budget of half the free memory (at least 1), or
+    half of ``share`` of it where that many batches run side by side on the device (a Ray
+    task with 0.5 GPU shares its GPU with another)."""
+    budget = int(free_memory(device) * share) // 2 - estimate.shared
     fit = max(1, budget // max(estimate.per_point, 1))
     return int(min(fit, n_points))
 

@@ -233,8 +233,14 @@ def run_batch(
     model_key = json.dumps(dataclasses.asdict(preset.model), sort_keys=True, default=str)
     key = (model_key, setup.data.sha256, preset.train.dtype, str(dev))
     forward = TrainingLoss(preset, model, dev, autocast, compiled, key=key)
-    with flush_denormals(dev):
-        rec = _train_batch(preset, model, stream, theta0, hypers, forward, on_progress)
+    try:
+        with flush_denormals(dev):
+            rec = _train_batch(preset, model, stream, theta0, hypers, forward, on_progress)
+    except torch.OutOfMemoryError:
+        raise StabcliError(
+            f"out of {dev.type} memory training {len(hypers)} points of preset {preset.name} "
+            "at once (the memory estimate fell short); pass --points-per-batch with fewer"
+        ) from None
     summary, traces, evals = build_frames(
         rec,
         np.arange(len(hypers)),

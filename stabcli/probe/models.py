@@ -47,6 +47,7 @@ from stabcli.probe.backend import (
     ParamSpec,
     SharedDropout,
     StepFlops,
+    correct_fraction,
     init_flat,
     unflatten,
 )
@@ -153,11 +154,38 @@ def _attention(
         qh, kh = F.normalize(qh, dim=-1), F.normalize(kh, dim=-1)
         scale = math.sqrt(d)
     if fused_attention(drop, x.device):
-        y = F.scaled_dot_product_attention(qh, kh, heads(v), is_causal=True, scale=scale)
+        y = _fused_attention(qh, kh, heads(v), scale)
     else:
         y = _explicit_attention(qh, kh, heads(v), drop, n_pt, scale)
     y = y.transpose(1, 2).reshape(n_pt, b, t, c)  # (P, B, T, C)
     return _linear(y, p, f"{name}.c_proj")
+
+
+#: Sequences (the grid's y/z dimension) a CUDA launch of the fused attention kernels takes at
+#: most; more fail with "invalid configuration argument" (pytorch/pytorch#142228).
+MAX_FUSED_SEQUENCES = 65535
+
+
+def _fused_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None
+) -> torch.Tensor:
+    """Causal ``F.scaled_dot_product_attention`` on (P·B, H, T, D), in slices of at most
+    MAX_FUSED_SEQUENCES sequences: points folded into the batch reach it on a large GPU
+    sweep (8192 points of batch 8)."""
+    n = q.shape[0]
+    if n <= MAX_FUSED_SEQUENCES:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+    parts = [
+        F.scaled_dot_product_attention(
+            q[i : i + MAX_FUSED_SEQUENCES],
+            k[i : i + MAX_FUSED_SEQUENCES],
+            v[i : i + MAX_FUSED_SEQUENCES],
+            is_causal=True,
+            scale=scale,
+        )
+        for i in range(0, n, MAX_FUSED_SEQUENCES)
+    ]
+    return torch.cat(parts)
 
 
 def _explicit_attention(
@@ -253,8 +281,7 @@ def _accuracy(cfg: ModelConfig) -> Callable[[Params, torch.Tensor, torch.Tensor]
         h = x.expand(n_pt, *x.shape)  # (P, B, F)
         for i in range(cfg.n_layer):
             h = F.gelu(_linear(h, p, f"fc.{i}"))
-        logits = _linear(h, p, "out")  # (P, B, K)
-        return (logits.argmax(dim=-1) == y).to(logits.dtype).mean(dim=1)
+        return correct_fraction(_linear(h, p, "out"), y)  # logits (P, B, K)
 
     return accuracy
 

@@ -157,17 +157,23 @@ def worker_setup(
 
 
 def size_task(
-    setup: ProbeSetup, device: str | None, threads: int, driver_version: str, n_points: int
+    setup: ProbeSetup,
+    device: str | None,
+    threads: int,
+    driver_version: str,
+    n_points: int,
+    share: float = 1.0,
 ) -> tuple[int, str]:
-    """Points per batch that fit in half this worker's free memory (the probe's memory
-    estimate, :func:`stabcli.probe.device.auto_points_per_batch`), and the device's name."""
+    """Points per batch that fit in half of ``share`` of this worker's free memory (the
+    probe's memory estimate, :func:`stabcli.probe.device.auto_points_per_batch`; ``share``
+    is a task's part of a device it shares with other tasks), and the device's name."""
     import torch
 
     from stabcli.probe.device import auto_points_per_batch
 
     here = worker_setup(setup, device, threads, driver_version)
     dev = torch.device(here.device)
-    return auto_points_per_batch(here.memory(dev), dev, n_points), device_name(dev)
+    return auto_points_per_batch(here.memory(dev), dev, n_points, share), device_name(dev)
 
 
 def batch_task(
@@ -286,6 +292,9 @@ class RayExecutor(Executor):
             raise StabcliError("no node of the Ray cluster offers a CPU to run tasks on")
         self.gpus = gpus
         self.cpus = 1.0 if gpus > 0 else min(float(self.threads), math.floor(largest))
+        # a task's part of the memory it shares with the tasks beside it: of its GPU (0.5
+        # GPU: two tasks per GPU), or of the largest node's RAM (one task per cpus cores)
+        self.share = min(gpus, 1.0) if gpus > 0 else self.cpus / largest
         self.device = device if device is not None else ("cuda" if gpus > 0 else "cpu")
         per_node = [
             min(math.floor(g / gpus) if gpus > 0 else math.inf, math.floor(c / self.cpus))
@@ -327,7 +336,7 @@ class RayExecutor(Executor):
         if requested is not None:
             return min(check_requested(requested), n_points)
         remote = self._remote(size_task, retries=1)
-        ref = remote.remote(setup, self.device, self.threads, __version__, n_points)
+        ref = remote.remote(setup, self.device, self.threads, __version__, n_points, self.share)
         try:
             fit, name = self.ray.get(ref)
         except Exception as err:

@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from stabcli.errors import StabcliError
 from stabcli.probe import engine as engine_module
-from stabcli.probe import load_preset, run_probes
+from stabcli.probe import load_preset, run_batch, run_probes
 from stabcli.probe import setup as probe_setup
 from stabcli.probe.backend import SharedDropout, build_model, unflatten
 from stabcli.probe.config import Preset
@@ -252,12 +253,6 @@ def test_bfloat16_autocast_trains_a_factory_model(
     assert not np.array_equal(half.traces.loss, full.traces.loss)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="stabcli/probe/models.py _accuracy casts the correct answers to the logits' "
-    "dtype, bfloat16 under autocast (fix: float32, as stabcli/probe/cnn.py _correct)",
-)
 def test_mlp_accuracy_under_bfloat16_autocast_counts_whole_examples(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -276,16 +271,22 @@ def test_mlp_accuracy_under_bfloat16_autocast_counts_whole_examples(
 
 
 class _OneGpu:
-    """``torch.cuda`` as one GPU with ``free`` bytes free would answer."""
+    """``torch.cuda`` as one GPU with ``free`` bytes free would answer (``bf16``: native
+    bfloat16, compute capability 8.0 or more)."""
 
-    def __init__(self, free: int) -> None:
-        self.free = free
+    def __init__(self, free: int, bf16: bool = True, name: str = "NVIDIA H100") -> None:
+        self.free, self.bf16, self.name = free, bf16, name
         self.asked: list[object] = []
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
         monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
         monkeypatch.setattr(torch.cuda, "mem_get_info", self.mem_get_info)
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", self.is_bf16_supported)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: self.name)
+
+    def is_bf16_supported(self, including_emulation: bool = True) -> bool:
+        return self.bf16 or including_emulation
 
     def mem_get_info(self, device: object = None) -> tuple[int, int]:
         self.asked.append(device)
@@ -302,6 +303,54 @@ def test_auto_device_is_cuda_and_bfloat16_is_autocast_there(
         resolve_device("cuda:1")
     preset = _preset("mlp-hyperadam").with_overrides(dtype="bfloat16")
     assert resolve_dtype(preset, torch.device("cuda")) == (torch.float32, True)
+
+
+def test_bfloat16_on_a_gpu_that_would_emulate_it_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A V100 or T4 runs bfloat16 autocast emulated, slower than float32: say so."""
+    _OneGpu(40 << 30, bf16=False, name="Tesla V100-SXM2-32GB").install(monkeypatch)
+    preset = _preset("mlp-hyperadam").with_overrides(dtype="bfloat16")
+    with pytest.raises(StabcliError, match=r"^dtype bfloat16 needs .*Tesla V100.*float32$"):
+        resolve_dtype(preset, torch.device("cuda"))
+    assert resolve_dtype(preset.with_overrides(dtype="float32"), torch.device("cuda")) == (
+        torch.float32,
+        False,
+    )
+
+
+@pytest.mark.parametrize("optimizer", ["hyperadam", "mada"])
+def test_hypergradient_optimizers_on_mps_are_refused_up_front(optimizer: str) -> None:
+    """MPS has no float64, in which HyperAdam and MADA keep their coefficients."""
+    preset = _preset("mlp-hyperadam").with_overrides(optimizer=optimizer)
+    with pytest.raises(StabcliError, match=rf"^optimizer {optimizer} .*float64.*--device cpu$"):
+        resolve_dtype(preset, torch.device("mps"))
+    assert resolve_dtype(preset, torch.device("cpu")) == (torch.float32, False)
+
+
+def test_out_of_memory_in_a_batch_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The estimate can fall short: the allocator's error becomes advice, not a traceback."""
+
+    def exhausted(*args: object, **kwargs: object) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(engine_module, "_train_batch", exhausted)
+    preset = _preset("gpt-adam", steps=20)
+    with pytest.raises(StabcliError, match=r"^out of cpu memory training 2 points of preset "):
+        run_batch(resolve_setup(preset, "cpu"), POINTS[:2])
+
+
+def test_a_shared_device_sizes_batches_to_its_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two Ray tasks of 0.5 GPU each on one GPU: each fits its points in half of the GPU."""
+    gpu = _OneGpu(8 << 30)
+    gpu.install(monkeypatch)
+    cuda = torch.device("cuda")
+    estimate = resolve_setup(_preset("gpt-adam", steps=20), "cuda").memory(cuda)
+    for share in (1.0, 0.5, 0.25):
+        fit = (int(gpu.free * share) // 2 - estimate.shared) // estimate.per_point
+        assert auto_points_per_batch(estimate, cuda, 10**6, share) == fit
+    whole, half = (auto_points_per_batch(estimate, cuda, 10**6, s) for s in (1.0, 0.5))
+    assert half < whole / 1.9
 
 
 def test_cuda_memory_decides_the_points_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -375,3 +424,18 @@ def test_cuda_attention_with_65536_sequences_in_one_batch(monkeypatch: pytest.Mo
         monkeypatch.setattr(models, "fused_attention", lambda drop, device: False)
         explicit = model.loss(unflatten(flat, model.specs), x, y, no_drop)  # (P,)
     torch.testing.assert_close(fused, explicit, rtol=1e-5, atol=0.0)
+
+
+@pytest.mark.parametrize("limit", [1, 3, 7, 8])
+def test_fused_attention_in_slices_equals_one_call(
+    monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    """The slicing that keeps CUDA's fused attention under its grid limit, run on the CPU
+    with the limit lowered: the same result as one call, bit for bit."""
+    from stabcli.probe import models
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(8, 2, 5, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    whole = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    monkeypatch.setattr(models, "MAX_FUSED_SEQUENCES", limit)
+    torch.testing.assert_close(models._fused_attention(q, k, v, None), whole, rtol=0, atol=0)

@@ -260,8 +260,28 @@ def test_gpu_batches_run_in_a_fresh_worker_and_cpu_batches_reuse_workers(
         assert task._default_options["max_calls"] == max_calls
         assert task._default_options["num_gpus"] == gpus
         assert task._default_options["max_retries"] == 0
+        # this cluster: 2 CPUs, so CPU tasks of `cpus` cores each share its RAM that way
+        assert executor.share == executor.cpus / 2
     finally:
         executor.close()
+
+
+def test_the_sizing_task_fits_a_batch_in_its_share_of_the_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tasks that share a device (0.5 GPU each, or CPU tasks side by side on a node) must
+    size their batches to their part of its free memory, not each to all of it."""
+    import stabcli
+    from stabcli.probe import device as probe_device
+    from stabcli.probe import resolve_setup
+    from stabcli.sweep.ray_executor import size_task
+
+    monkeypatch.setattr(probe_device, "free_memory", lambda device: 4 << 30)
+    setup = resolve_setup(load_preset("tiny-char"), device="cpu")
+    estimate = setup.memory(torch.device("cpu"))
+    for share in (1.0, 0.5):
+        fit, _ = size_task(setup, "cpu", 1, stabcli.__version__, 10**7, share)
+        assert fit == (int((4 << 30) * share) // 2 - estimate.shared) // estimate.per_point
 
 
 def test_gpus_the_cluster_lacks_are_a_one_line_error(
