@@ -100,18 +100,24 @@ def _print_list(console: Console) -> None:
 
     from stabcli.reproduce.figures import FIGURES
 
-    table = Table(header_style="bold")
-    for name in ("figure", "paper", "claim", "cpu min", "GPU at paper scale"):
-        table.add_column(name, justify="right" if name == "cpu min" else "left")
+    # narrow columns kept whole; the source and the claim share the rest of the width
+    table = Table(header_style="bold", show_lines=True)
+    table.add_column("figure", no_wrap=True)
+    table.add_column("cpu min", justify="right", no_wrap=True)
+    table.add_column("GPU", no_wrap=True)
+    table.add_column("source and claim", ratio=1)
     for f in FIGURES:
-        gpu = "yes" if f.needs_gpu_at_paper else "no"
-        if not f.paper_scale:
-            gpu = "no paper scale"
-        name = f.name if f.available() else f"{f.name} (not available yet)"
-        table.add_row(escape(name), escape(f.paper_ref), escape(f.claim), f"{f.cpu_minutes:g}", gpu)
+        gpu = ("yes" if f.needs_gpu_at_paper else "no") if f.paper_scale else "-"
+        name = f.name if f.available() else f"{f.name}\n(not yet)"
+        what = f"[dim]{escape(f.paper_ref)}[/dim]\n{escape(f.claim)}"
+        table.add_row(escape(name), f"{f.cpu_minutes:g}", gpu, what)
     console.print(table)
     total = sum(f.cpu_minutes for f in FIGURES)
-    console.print(f"all --scale cpu: about {total:.0f} minutes on a 2-core CPU", highlight=False)
+    console.print(
+        f"GPU: whether --scale paper needs one (-: no paper scale). all --scale cpu: about "
+        f"{total:.0f} minutes on a 2-core CPU",
+        highlight=False,
+    )
 
 
 def _print_summary(console: Console, runs: list[FigureRun], root: Path) -> None:
