@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import threading
 from collections.abc import Callable, Generator, Sequence
@@ -231,6 +232,42 @@ def even_batches(n_points: int, slots: int, fit: int) -> int:
     return max(1, math.ceil(n_points / (slots * rounds)))
 
 
+class DeferredStops:
+    """SIGINT and SIGTERM noted while Ray's client calls run, and acted on between them.
+
+    A Ctrl-C raised inside ``ray.wait`` or ``ray.get`` (Ray checks for signals there) can
+    leave Ray's task bookkeeping half-updated, and cancelling tasks afterwards then aborts
+    the driver in Ray's own checks ("Tried to complete task that was not pending") instead
+    of ending with the saved run. Here a stop is only noted; :meth:`act` re-delivers it,
+    to the handlers that were in place, from plain Python between two Ray calls (at most
+    ``POLL_SECONDS`` later). Outside the main thread signals cannot be handled: a no-op.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.caught: list[int] = []
+        self.previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._note) for s in self.SIGNALS}
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.caught.append(signum)
+
+    def restore(self) -> None:
+        """Put the previous handlers back (further signals act at once)."""
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+        self.previous = {}
+
+    def act(self) -> None:
+        """Deliver a noted stop now, as it would have been delivered without this."""
+        if self.caught:
+            signum, self.caught = self.caught[0], []
+            self.restore()
+            os.kill(os.getpid(), signum)  # the restored handler runs right here
+
+
 class RayExecutor(Executor):
     """Each batch a Ray task; see the module docstring."""
 
@@ -390,10 +427,12 @@ class RayExecutor(Executor):
                 on_progress(done - counted[number])
                 counted[number] = done
 
+        stops = DeferredStops()
         try:
             for batch in batches:
                 submit(batch)
             while pending:
+                stops.act()
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
                 if board is not None:
                     with contextlib.suppress(ray.exceptions.GetTimeoutError):
@@ -425,12 +464,14 @@ class RayExecutor(Executor):
                     progress(batch.number, batch.size * steps)
                     yield BatchDone(batch, result, record)
         finally:
+            stops.restore()  # cancelling may take a while: a second Ctrl-C acts at once
             for ref in pending:
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
             if board is not None:
                 with contextlib.suppress(Exception):
                     ray.kill(board)
+        stops.act()  # a stop noted during the last round still stops
 
     def close(self) -> None:
         """Disconnect from the cluster if this executor connected (a local instance it

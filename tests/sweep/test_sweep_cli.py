@@ -345,6 +345,13 @@ def test_rerun_without_out_finds_its_own_run(
     assert Path(first["run_dir"]).parent.resolve() == (tmp_path / "runs").resolve()
 
 
+def _ctrl_c_reaches_it() -> None:
+    """In the child before exec: SIGINT handled as in a terminal. A shell's background job
+    (``cmd &``, as a CI script may run the suite) starts with SIGINT ignored, which Python
+    and its children then keep, so the Ctrl-C this test sends would not arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_stopping_marks_the_run_interrupted_and_the_rerun_resumes(
@@ -355,7 +362,13 @@ def test_stopping_marks_the_run_interrupted_and_the_rerun_resumes(
         sys.executable, "-m", "stabcli", "sweep", "--preset", "mlp-synthetic", "--steps", "200",
         "--grid", "0.6:0.99:3,0.5:0.9:2", "--points-per-batch", "1", "--out", str(out),
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ctrl_c_reaches_it,
+    )
     deadline = time.monotonic() + 120
     while not ((out / "points.csv").exists() and len(pd.read_csv(out / "points.csv")) >= 1):
         assert proc.poll() is None, "the sweep finished before it could be interrupted"

@@ -189,6 +189,13 @@ def test_a_worker_killed_mid_batch_is_run_again_and_every_point_lands_once(
         pd.testing.assert_frame_equal(expected, got, check_exact=True)
 
 
+def _ctrl_c_reaches_it() -> None:
+    """In the child before exec: SIGINT handled as in a terminal. A shell's background job
+    (``cmd &``, as a CI script may run the suite) starts with SIGINT ignored, which Python
+    and its children then keep, so the Ctrl-C this test sends would not arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow  # a subprocess driver, trained until its first batch is saved
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_ctrl_c_during_a_ray_sweep_leaves_a_run_the_local_executor_resumes(
@@ -205,6 +212,7 @@ def test_ctrl_c_during_a_ray_sweep_leaves_a_run_the_local_executor_resumes(
         stdout=subprocess.DEVNULL,
         env=env,
         text=True,
+        preexec_fn=_ctrl_c_reaches_it,
     )
     try:
         deadline = time.monotonic() + 180
@@ -314,3 +322,26 @@ def test_an_address_nobody_answers_at_is_a_one_line_error(
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert f"cannot connect to Ray at 127.0.0.1:{port}" in lines[0]
     assert not out.exists()
+
+
+def test_a_stop_during_ray_calls_is_held_until_between_them() -> None:
+    """Ctrl-C inside ray.wait/ray.get can corrupt Ray's task bookkeeping: the executor notes
+    it there and delivers it, to the handler that was in place, between two calls."""
+    from stabcli.sweep.ray_executor import DeferredStops
+
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    before = signal.getsignal(signal.SIGINT)
+    stops = DeferredStops()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)  # as if during ray.wait: noted, nothing raised
+        assert stops.caught == [signal.SIGINT]
+        with pytest.raises(KeyboardInterrupt):
+            stops.act()  # between calls: Python's own Ctrl-C, raised here
+        assert stops.caught == [] and signal.getsignal(signal.SIGINT) is before
+    finally:
+        stops.restore()
+    quiet = DeferredStops()
+    quiet.act()  # nothing noted: nothing happens
+    quiet.restore()
+    assert signal.getsignal(signal.SIGINT) is before
+    signal.signal(signal.SIGINT, outer)
