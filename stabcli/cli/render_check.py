@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 from stabcli.theory.analysis import PointAnalysis, TheoryVerdict
+from stabcli.theory.domain import decay_text
 
 if TYPE_CHECKING:  # k-Adam's module is imported only when --k asks for its table
     from stabcli.theory.kadam import KAdamStrategy
@@ -136,15 +137,6 @@ def fmt(x: float, digits: int = 5) -> str:
     return f"{x:.{digits}g}"
 
 
-def decay(x: float) -> str:
-    """A decay rate β or γ for humans: 6 significant digits, more where those would round
-    it to 1 (0.9999999 must not read as 1, which lies outside the domain)."""
-    digits = 6
-    while digits < 17 and x != 1.0 and float(f"{x:.{digits}g}") == 1.0:
-        digits += 1
-    return f"{x:.{digits}g}"
-
-
 def memory_words(k: float) -> str:
     """What the memory coefficient K does to the loss Adam effectively follows,
     L̃ = L − ηK‖∇L‖₁ (docs/theory.md (8.3)): K > 0 anti-penalizes the gradient's one-norm,
@@ -183,7 +175,7 @@ def render_analysis(
     order by habit?" hint, which only makes sense for a point typed as BETA GAMMA.
     """
     screen = screen or Screen.detect()
-    beta, gamma = decay(a.beta), decay(a.gamma)
+    beta, gamma = decay_text(a.beta), decay_text(a.gamma)
     paper_names = f"β = {beta} (torch beta2), γ = {gamma} (torch beta1)"
     torch_names = f"PyTorch: Adam(betas=({gamma}, {beta}))"
     for text in (torch_names, paper_names) if order == "torch" else (paper_names, torch_names):
@@ -222,8 +214,8 @@ def _torch_order_hint(a: PointAnalysis) -> str:
         return ""
     return (
         "Typed PyTorch's order by habit? BETA GAMMA is the paper's order (β = beta2).\n"
-        f"For Adam(betas=({decay(a.beta)}, {decay(a.gamma)})) run: "
-        f"stabcli check --torch-betas {decay(a.beta)},{decay(a.gamma)}"
+        f"For Adam(betas=({decay_text(a.beta)}, {decay_text(a.gamma)})) run: "
+        f"stabcli check --torch-betas {decay_text(a.beta)},{decay_text(a.gamma)}"
     )
 
 
@@ -242,8 +234,8 @@ def render_kadam(
     rows = [
         (
             run.label,
-            decay(run.analysis.beta),
-            decay(run.analysis.gamma),
+            decay_text(run.analysis.beta),
+            decay_text(run.analysis.gamma),
             fmt(run.analysis.c_value),
             run.analysis.paper.label,
             run.analysis.exact.label,

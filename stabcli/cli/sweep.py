@@ -264,16 +264,11 @@ def sweep(
     """
     from stabcli.cli.sweep_setup import build_region, build_request
     from stabcli.cli.sweep_view import run_with_progress, show_outcome
-    from stabcli.store.kstudy import is_kstudy_dir
+    from stabcli.store.kstudy import refuse_inside_kstudy
     from stabcli.sweep.run import plan_sweep
 
-    if out is not None and is_kstudy_dir(out.parent):  # its sub-runs are the study's to write
-        from stabcli.errors import StabcliError
-
-        raise StabcliError(
-            f"{out} is inside the k-study {out.parent}, whose sub-runs only `stabcli kstudy` "
-            "writes (a sweep there would replace the study's results); choose another --out"
-        )
+    if out is not None:
+        refuse_inside_kstudy(out, "--out", "a sweep")
 
     region = build_region(
         normal_curve=normal_curve,

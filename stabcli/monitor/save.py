@@ -34,7 +34,7 @@ from stabcli.measure import MeasureSettings
 from stabcli.monitor.assess import PointResult, points_frame
 from stabcli.store import RunDir
 from stabcli.store import fingerprint as store_fingerprint
-from stabcli.store.kstudy import is_kstudy_dir
+from stabcli.store.kstudy import refuse_inside_kstudy
 from stabcli.store.schema import EVAL_COLUMNS
 
 SETTINGS_KEY = "settings"  # the key the report's RunDir.open looks for
@@ -109,14 +109,7 @@ def monitor_config(
 def open_run(path: str | Path, config: dict[str, Any], overwrite: bool) -> RunDir:
     """Create (or reopen, for the same settings) and lock the run directory; never inside
     a k-study, whose sub-runs only ``stabcli kstudy`` writes."""
-    where = Path(path)
-    study = where if is_kstudy_dir(where) else where.parent
-    if is_kstudy_dir(study):
-        raise StabcliError(
-            f"run_dir {where} is inside the k-study {study}, whose runs only `stabcli kstudy` "
-            "writes (watching there would replace the "
-            "study's results); choose another run_dir"
-        )
+    refuse_inside_kstudy(path, "run_dir", "watching")
     try:
         run = RunDir.create(path, config, SETTINGS_KEY, overwrite, command=None)
     except SettingError as err:

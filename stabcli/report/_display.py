@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from stabcli.theory.domain import decay_text
+
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
@@ -153,16 +155,6 @@ def empty_figure(title: str, message: str = "no data") -> go.Figure:
         ],
     )
     return fig
-
-
-def decay_text(x: float, digits: int = 6) -> str:
-    """A decay rate β or γ (or torch beta1, beta2) to ``digits`` significant digits, or as
-    many more as it takes not to round to 1: 0.9999999 must not read as 1, which lies
-    outside the domain, nor two such points as the same one."""
-    x = float(x)
-    while digits < 17 and x != 1.0 and float(f"{x:.{digits}g}") == 1.0:
-        digits += 1
-    return f"{x:.{digits}g}"
 
 
 #: The two orders a point can be typed in: the paper's (β, γ) and PyTorch's (beta1, beta2),

@@ -297,9 +297,7 @@ def plot_compare(info: CompareInfo) -> go.Figure:
 
 def render_compare_html(info: CompareInfo) -> str:
     """The comparison as one self-contained page: the figure and the table."""
-    from plotly.offline import get_plotlyjs
-
-    from stabcli.report.page import PLOT_CONFIG, SORTER, STYLE, table_html
+    from stabcli.report.page import PLOT_CONFIG, SORTER, page_head, table_html
 
     div = plot_compare(info).to_html(
         full_html=False,
@@ -320,10 +318,7 @@ def render_compare_html(info: CompareInfo) -> str:
     )
     return "\n".join(
         [
-            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-            f"<title>{html.escape(TITLE)}</title><style>{STYLE}</style>",
-            f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
-            f"<h1>{html.escape(TITLE)}</h1>",
+            *page_head(TITLE),
             f"<p>stabcli {__version__} · runs compared:</p><ul>{runs}</ul>",
             f"<figure>{div}<figcaption>{html.escape(caption)}</figcaption></figure>",
             "<h2>Final training loss per point</h2>",
@@ -335,13 +330,6 @@ def render_compare_html(info: CompareInfo) -> str:
 
 def write_compare_html(info: CompareInfo, out: str | Path) -> Path:
     """Write the comparison page to ``out`` (atomically) and return the path written."""
-    from stabcli.store.atomic import atomic_write_text
+    from stabcli.report.page import write_page
 
-    path = Path(out)
-    try:
-        atomic_write_text(path, render_compare_html(info))
-    except OSError as err:
-        raise StabcliError(
-            f"cannot write the comparison to {path}: {err.strerror or err}"
-        ) from None
-    return path
+    return write_page(render_compare_html(info), out, what="comparison")

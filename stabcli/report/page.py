@@ -291,8 +291,10 @@ def page_head(title: str) -> list[str]:
     requests) and the title as its heading."""
     from plotly.offline import get_plotlyjs
 
+    from stabcli.report.targets import PAGE_START
+
     return [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        PAGE_START,
         f"<title>{html.escape(title)}</title><style>{STYLE}</style>",
         f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
         f"<h1>{html.escape(title)}</h1>",
@@ -317,16 +319,16 @@ def section_html(section: Section) -> str:
     )
 
 
-def write_page(text: str, out: str | Path) -> Path:
-    """Write a rendered page to ``out`` atomically and return the path written; a write
-    error is a one-line :class:`StabcliError`."""
+def write_page(text: str, out: str | Path, what: str = "report") -> Path:
+    """Write a rendered page (the ``what``) to ``out`` atomically and return the path
+    written; a write error is a one-line :class:`StabcliError`."""
     from stabcli.store.atomic import atomic_write_text
 
     path = Path(out)
     try:
         atomic_write_text(path, text)
     except OSError as err:
-        raise StabcliError(f"cannot write the report to {path}: {err.strerror or err}") from None
+        raise StabcliError(f"cannot write the {what} to {path}: {err.strerror or err}") from None
     return path
 
 

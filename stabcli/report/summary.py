@@ -19,9 +19,9 @@ import pandas as pd
 
 from stabcli.errors import StabcliError
 from stabcli.measure import Headline
-from stabcli.report._display import decay_text
 from stabcli.report.load import RunData
 from stabcli.report.measured import has_verdicts, headline_of
+from stabcli.theory.domain import decay_text
 
 #: Columns of the per-point table, in order: (points.csv column, header). Every column of
 #: store.schema.POINT_COLUMNS, the deciding ones first.
@@ -288,7 +288,7 @@ def get_table(points: pd.DataFrame, human: bool = True, order: str = "paper") ->
 
 
 #: Headers of the columns holding a decay rate (β, γ in either order): shown with the
-#: digits that keep them off 1 (:func:`stabcli.report._display.decay_text`).
+#: digits that keep them off 1 (:func:`stabcli.theory.domain.decay_text`).
 DECAY_HEADERS = frozenset(
     [h for c, h in TABLE_COLUMNS if c in DECAY_COLUMNS] + [h for _, h in TORCH_FIRST]
 )

@@ -22,7 +22,7 @@ RUN_FILES = frozenset(
 RUN_FOLDERS = frozenset({"traces", "evals"})
 #: Which existing files an export of each kind may replace, by suffix.
 SUFFIXES = {"csv": (".csv",), "markdown": (".md", ".markdown", ".txt")}
-#: How every page stabcli writes begins (stabcli.report.page.page_head and the comparison).
+#: How every page stabcli writes begins (stabcli.report.page.page_head writes it).
 PAGE_START = "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
 
 

@@ -77,6 +77,20 @@ def is_kstudy_dir(path: str | Path) -> bool:
     return (Path(path) / KSTUDY).is_file()
 
 
+def refuse_inside_kstudy(path: str | Path, option: str, writer: str) -> None:
+    """Refuse a run directory inside a k-study (or the study itself): its sub-runs are
+    written by ``stabcli kstudy`` alone, and ``writer`` (a sweep, the monitor) there would
+    replace results that the study's table then shows as its own (k, strategy)'s."""
+    where = Path(path)
+    study = where if is_kstudy_dir(where) else where.parent
+    if is_kstudy_dir(study):
+        raise StabcliError(
+            f"{option} {where} is inside the k-study {study}, whose runs only `stabcli kstudy` "
+            f"writes ({writer} there would replace the study's results); choose another "
+            f"{option}"
+        )
+
+
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """``kstudy.json`` of the study at ``path``, checked (its fingerprint matches its
     settings); a one-line error otherwise."""

@@ -12,6 +12,16 @@ from dataclasses import dataclass
 from stabcli.errors import StabcliError
 
 
+def decay_text(x: float, digits: int = 6) -> str:
+    """A decay rate β or γ (or torch beta1, beta2) to ``digits`` significant digits, or as
+    many more as it takes not to round to 1: 0.9999999 must not read as 1, which lies
+    outside the domain, nor two such points as the same one."""
+    x = float(x)
+    while digits < 17 and x != 1.0 and float(f"{x:.{digits}g}") == 1.0:
+        digits += 1
+    return f"{x:.{digits}g}"
+
+
 def _finite(name: str, value: float | str, valid: str) -> float:
     """``value`` (a number, or text as typed) as a finite float, or a one-line error."""
     number: float | None = None
